@@ -1,0 +1,222 @@
+/*
+ * talloc.h - the public interface of TAlloc, a general-purpose allocator.
+ *
+ * Three groups of calls:
+ *   - the C allocation family on the process-wide default heap (TAlloc_malloc ...);
+ *   - explicit heaps, created from a TAlloc_config, with a per-heap form of every call
+ *     (TAlloc_heap_malloc ...), used by the fuzz and stress harness for deterministic runs;
+ *   - introspection: walk every arena and chunk, check the heap invariants I1..I6, read stats.
+ *
+ * Errors follow C: NULL plus errno (ENOMEM, EINVAL). Misuse (double free, foreign or interior
+ * pointers, corrupted headers) is reported as one line "talloc: <what> <address>" on stderr,
+ * then abort(), unless the heap's config installs an error handler.
+ *
+ * All calls are thread-safe. The installed header lives in <tallocator/talloc.h>; inside the
+ * source tree "talloc.h" keeps working, as in the original proof of concept.
+ */
+#ifndef TALLOC_H
+#define TALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TALLOC_API __attribute__((visibility("default")))
+#define TALLOC_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#else
+#define TALLOC_API
+#define TALLOC_MALLOC_LIKE
+#endif
+
+/* Alignment of every pointer TAlloc returns, in bytes. */
+#define TALLOC_ALIGNMENT 16
+/* Size of a standard arena when the config leaves it 0, in bytes (the proof of concept's). */
+#define TALLOC_DEFAULT_ARENA_SIZE ((size_t)16384000)
+
+/* ---- The C allocation family, on the default heap ------------------------------------- */
+
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_malloc(size_t size);
+TALLOC_API void TAlloc_free(void *ptr);
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_calloc(size_t count, size_t size);
+TALLOC_API void *TAlloc_realloc(void *ptr, size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_aligned_alloc(size_t alignment, size_t size);
+TALLOC_API int TAlloc_posix_memalign(void **out, size_t alignment, size_t size);
+TALLOC_API size_t TAlloc_usable_size(const void *ptr);
+/* Prints every arena and chunk of the default heap to stdout (format: see README). */
+TALLOC_API void TAlloc_debug_print(void);
+
+/* ---- Heaps and their configuration ---------------------------------------------------- */
+
+typedef struct TAlloc_heap TAlloc_heap;
+
+/* Where a free chunk for a request is found. Both search an address-ordered free list. */
+typedef enum TAlloc_policy {
+    TALLOC_POLICY_FIRST_FIT = 0, /* lowest-addressed free chunk that fits (default) */
+    TALLOC_POLICY_BEST_FIT = 1,  /* smallest free chunk that fits, lowest address on ties */
+} TAlloc_policy;
+
+/*
+ * The OS layer: the only way a heap obtains and returns memory. map() returns `size` bytes
+ * (a multiple of TAlloc_page_size()), page-aligned and zero-filled, or NULL on failure;
+ * unmap() returns exactly what one map() returned. Tests install their own functions to
+ * make chosen maps fail.
+ */
+typedef struct TAlloc_os {
+    void *(*map)(void *ctx, size_t size);
+    void (*unmap)(void *ctx, void *address, size_t size);
+    void *ctx;
+} TAlloc_os;
+
+/* The mmap/munmap layer every heap uses unless its config names another. */
+TALLOC_API const TAlloc_os *TAlloc_os_default(void);
+TALLOC_API size_t TAlloc_page_size(void);
+
+/* Kinds of misuse and corruption TAlloc detects. */
+typedef enum TAlloc_error {
+    TALLOC_ERROR_NONE = 0,
+    TALLOC_ERROR_DOUBLE_FREE,        /* "double free": free of a chunk that is already free */
+    TALLOC_ERROR_USE_AFTER_FREE,     /* "use after free": realloc/usable_size of a free chunk */
+    TALLOC_ERROR_FOREIGN_POINTER,    /* "foreign pointer": not inside any arena of the heap */
+    TALLOC_ERROR_MISALIGNED_POINTER, /* "misaligned pointer": inside an arena, not 16-aligned */
+    TALLOC_ERROR_INTERIOR_POINTER,   /* "interior pointer": inside a chunk, not its start */
+    TALLOC_ERROR_CORRUPTED_HEADER,   /* "corrupted header": a chunk header fails its check */
+    TALLOC_ERROR_CORRUPTED_FREE_LIST,/* "corrupted free list": a free-list link is damaged */
+    TALLOC_ERROR_CORRUPTED_ARENA,    /* "corrupted arena": an arena header fails its check */
+    TALLOC_ERROR_COUNT
+} TAlloc_error;
+
+/* The short text of an error, as it appears in the "talloc: <what> <address>" line. */
+TALLOC_API const char *TAlloc_error_string(TAlloc_error error);
+
+/*
+ * Called instead of writing the report line and aborting. Runs without the heap's lock held,
+ * so it may call into the heap. After it returns, the failing call returns without touching
+ * the damaged chunk: free does nothing, realloc returns NULL (errno EINVAL), usable_size
+ * returns 0, an allocation that met a damaged free list returns NULL (errno ENOMEM).
+ */
+typedef void (*TAlloc_error_fn)(void *ctx, TAlloc_error error, const void *address);
+
+typedef struct TAlloc_config {
+    size_t arena_size;            /* bytes mapped per standard arena, rounded up to a page;
+                                     0 means TALLOC_DEFAULT_ARENA_SIZE */
+    size_t retained_arena_count;  /* empty standard arenas kept mapped instead of unmapped */
+    TAlloc_policy policy;         /* free-chunk placement policy */
+    TAlloc_os os;                 /* os.map == NULL means TAlloc_os_default() */
+    TAlloc_error_fn error_handler;/* NULL: report to stderr and abort() */
+    void *error_ctx;              /* passed to error_handler */
+} TAlloc_config;
+
+/* Fills `config` with the defaults: default arena size, 1 retained arena, first fit, mmap. */
+TALLOC_API void TAlloc_config_init(TAlloc_config *config);
+
+/* Creates a heap (NULL config: the defaults). Returns NULL with errno on failure. */
+TALLOC_API TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config);
+/* Unmaps every arena of the heap and the heap itself; all its blocks become invalid. */
+TALLOC_API void TAlloc_heap_destroy(TAlloc_heap *heap);
+/* The process-wide heap behind the TAlloc_* calls, created on first use. */
+TALLOC_API TAlloc_heap *TAlloc_default_heap(void);
+
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size);
+TALLOC_API void TAlloc_heap_free(TAlloc_heap *heap, void *ptr);
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_calloc(TAlloc_heap *heap, size_t count, size_t size);
+TALLOC_API void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_aligned_alloc(TAlloc_heap *heap, size_t alignment,
+                                                              size_t size);
+TALLOC_API int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment,
+                                          size_t size);
+TALLOC_API size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr);
+TALLOC_API void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out);
+
+/* ---- Introspection --------------------------------------------------------------------- */
+
+typedef struct TAlloc_arena_info {
+    const void *address;   /* start of the mapping */
+    size_t size;           /* bytes mapped */
+    size_t reserved;       /* bytes of arena header and end fence: size - reserved = chunk bytes */
+    int is_dedicated;      /* 1 when mapped for one request too large for a standard arena */
+} TAlloc_arena_info;
+
+typedef struct TAlloc_chunk_info {
+    const void *address;   /* the chunk header */
+    void *payload;         /* what malloc returned for it */
+    size_t size;           /* payload bytes (the usable size) */
+    size_t reserved;       /* header bytes */
+    int is_free;
+} TAlloc_chunk_info;
+
+/*
+ * Visit callback: once per arena with chunk == NULL, then once per chunk in address order.
+ * It runs under the heap's lock and must not call into the same heap. A nonzero return
+ * stops the walk and is returned by the walk.
+ */
+typedef int (*TAlloc_walk_fn)(void *ctx, const TAlloc_arena_info *arena,
+                              const TAlloc_chunk_info *chunk);
+/* Returns 0 after a full walk, the callback's value if it stopped, -1 if a damaged header
+   made the rest of an arena unreadable (the walk goes on with the next arena). */
+TALLOC_API int TAlloc_heap_walk(TAlloc_heap *heap, TAlloc_walk_fn visit, void *ctx);
+TALLOC_API int TAlloc_walk(TAlloc_walk_fn visit, void *ctx);
+
+/* Invariant ids reported by the check (see README, "Heap invariants"). */
+enum {
+    TALLOC_I1_TILING = 1,
+    TALLOC_I2_HEADERS = 2,
+    TALLOC_I3_BOUNDARY_TAGS = 3,
+    TALLOC_I4_COALESCED = 4,
+    TALLOC_I5_FREE_INDEX = 5,
+    TALLOC_I6_ACCOUNTING = 6,
+};
+
+/* One violation: the invariant id, the address it concerns, a short explanation. */
+typedef void (*TAlloc_violation_fn)(void *ctx, int invariant, const void *address,
+                                    const char *detail);
+/* Validates I1..I6; calls `report` (may be NULL) per violation; returns the count. */
+TALLOC_API size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ctx);
+TALLOC_API size_t TAlloc_check(TAlloc_violation_fn report, void *ctx);
+
+/* Allocator events, counted per heap; the harness asserts each is reached. */
+typedef enum TAlloc_event {
+    TALLOC_EVENT_EXACT_FIT,          /* a free chunk of exactly the needed size was used */
+    TALLOC_EVENT_SPLIT,              /* a free chunk was split, the tail stayed free */
+    TALLOC_EVENT_NO_SPLIT,           /* the remainder was too small for a chunk: handed out whole */
+    TALLOC_EVENT_MERGE_LEFT,         /* a freed chunk merged with its free predecessor only */
+    TALLOC_EVENT_MERGE_RIGHT,        /* ... with its free successor only */
+    TALLOC_EVENT_MERGE_BOTH,         /* ... with both */
+    TALLOC_EVENT_NEW_ARENA,          /* a standard arena was mapped */
+    TALLOC_EVENT_DEDICATED_ARENA,    /* an arena was mapped for one large request */
+    TALLOC_EVENT_ARENA_RELEASED,     /* an empty arena was unmapped */
+    TALLOC_EVENT_ARENA_RETAINED,     /* an empty arena was kept mapped for reuse */
+    TALLOC_EVENT_REALLOC_GROW_IN_PLACE,
+    TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE,
+    TALLOC_EVENT_REALLOC_MOVED,
+    TALLOC_EVENT_ALIGNED_SPLIT,      /* the gap before an aligned block became a free chunk */
+    TALLOC_EVENT_MAP_FAILED,         /* the OS layer refused a map */
+    TALLOC_EVENT_COUNT
+} TAlloc_event;
+
+TALLOC_API const char *TAlloc_event_name(TAlloc_event event);
+
+typedef struct TAlloc_stats {
+    size_t allocated_count;  /* allocated chunks */
+    size_t allocated_bytes;  /* their payload bytes (usable sizes) */
+    size_t free_count;       /* free chunks */
+    size_t free_bytes;       /* their payload bytes */
+    size_t arena_count;      /* arenas mapped now */
+    size_t mapped_bytes;     /* bytes of those arenas */
+    uint64_t map_count;      /* arena maps since creation */
+    uint64_t unmap_count;    /* arena unmaps since creation */
+    uint64_t event_count[TALLOC_EVENT_COUNT];
+} TAlloc_stats;
+
+TALLOC_API void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out);
+TALLOC_API void TAlloc_get_stats(TAlloc_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TALLOC_H */

@@ -1,0 +1,202 @@
+/*
+ * api.c - the public entry points: argument rules of the C allocation family, taking the
+ * heap's lock around the paths in heap.c, and reporting faults once the lock is released.
+ * The TAlloc_* calls are the TAlloc_heap_* calls on the default heap.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+void TAlloc_config_init(TAlloc_config *config)
+{
+    *config = (TAlloc_config){
+        .arena_size = TALLOC_DEFAULT_ARENA_SIZE,
+        .retained_arena_count = 1,
+        .policy = TALLOC_POLICY_FIRST_FIT,
+    };
+}
+
+TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
+{
+    TAlloc_config defaults;
+    if (config == NULL) {
+        TAlloc_config_init(&defaults);
+        config = &defaults;
+    }
+    TAlloc_os os = config->os.map && config->os.unmap ? config->os : *TAlloc_os_default();
+    size_t control_size = ta_align_up(sizeof(ta_heap), ta_os_page_size());
+    ta_heap *heap = os.map(os.ctx, control_size);
+    if (heap == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!ta_heap_init(heap, config)) {
+        os.unmap(os.ctx, heap, control_size);
+        errno = EINVAL;
+        return NULL;
+    }
+    heap->control_size = control_size;
+    return heap;
+}
+
+void TAlloc_heap_destroy(TAlloc_heap *heap)
+{
+    if (heap == NULL || heap->is_default)
+        return;
+    int saved = errno;
+    TAlloc_os os = heap->config.os;
+    for (ta_arena *a = heap->arena_first, *next; a; a = next) {
+        next = a->next;
+        os.unmap(os.ctx, a, a->map_size);
+    }
+    pthread_mutex_destroy(&heap->lock);
+    os.unmap(os.ctx, heap, heap->control_size);
+    errno = saved;
+}
+
+static void report_if(ta_heap *heap, const ta_fault *fault)
+{
+    if (fault->error != TALLOC_ERROR_NONE)
+        ta_report(heap, fault);
+}
+
+static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool is_zeroed)
+{
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_lock(heap);
+    void *p = ta_heap_alloc(heap, size, alignment, is_zeroed, &fault);
+    ta_heap_unlock(heap);
+    report_if(heap, &fault);
+    return p;
+}
+
+void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size)
+{
+    return locked_alloc(heap, size, TALLOC_ALIGNMENT, false);
+}
+
+void *TAlloc_heap_calloc(TAlloc_heap *heap, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return locked_alloc(heap, total, TALLOC_ALIGNMENT, true);
+}
+
+static bool is_power_of_two(size_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0;
+}
+
+void *TAlloc_heap_aligned_alloc(TAlloc_heap *heap, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return locked_alloc(heap, size, alignment, false);
+}
+
+int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = locked_alloc(heap, size, alignment, false);
+    int error = errno;
+    errno = saved;
+    if (p == NULL)
+        return error == ENOMEM ? ENOMEM : error;
+    *out = p;
+    return 0;
+}
+
+void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    int saved = errno;
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_lock(heap);
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
+    if (chunk)
+        ta_heap_free_chunk(heap, chunk, &fault);
+    ta_heap_unlock(heap);
+    report_if(heap, &fault);
+    errno = saved;
+}
+
+void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return TAlloc_heap_malloc(heap, size);
+    if (size == 0) {
+        TAlloc_heap_free(heap, ptr);
+        return NULL;
+    }
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_lock(heap);
+    void *p = ta_heap_realloc(heap, ptr, size, &fault);
+    ta_heap_unlock(heap);
+    report_if(heap, &fault);
+    return p;
+}
+
+size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_lock(heap);
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &fault);
+    size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
+    ta_heap_unlock(heap);
+    report_if(heap, &fault);
+    return size;
+}
+
+void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out)
+{
+    ta_heap_lock(heap);
+    *out = heap->stats;
+    ta_heap_unlock(heap);
+}
+
+static const char *const event_names[TALLOC_EVENT_COUNT] = {
+    [TALLOC_EVENT_EXACT_FIT] = "exact_fit",
+    [TALLOC_EVENT_SPLIT] = "split",
+    [TALLOC_EVENT_NO_SPLIT] = "no_split",
+    [TALLOC_EVENT_MERGE_LEFT] = "merge_left",
+    [TALLOC_EVENT_MERGE_RIGHT] = "merge_right",
+    [TALLOC_EVENT_MERGE_BOTH] = "merge_both",
+    [TALLOC_EVENT_NEW_ARENA] = "new_arena",
+    [TALLOC_EVENT_DEDICATED_ARENA] = "dedicated_arena",
+    [TALLOC_EVENT_ARENA_RELEASED] = "arena_released",
+    [TALLOC_EVENT_ARENA_RETAINED] = "arena_retained",
+    [TALLOC_EVENT_REALLOC_GROW_IN_PLACE] = "realloc_grow_in_place",
+    [TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE] = "realloc_shrink_in_place",
+    [TALLOC_EVENT_REALLOC_MOVED] = "realloc_moved",
+    [TALLOC_EVENT_ALIGNED_SPLIT] = "aligned_split",
+    [TALLOC_EVENT_MAP_FAILED] = "map_failed",
+};
+
+const char *TAlloc_event_name(TAlloc_event event)
+{
+    if ((unsigned)event >= TALLOC_EVENT_COUNT)
+        return "unknown_event";
+    return event_names[event];
+}
+
+/* ---- the default heap ------------------------------------------------------------------ */
+
+void *TAlloc_malloc(size_t size) { return TAlloc_heap_malloc(ta_default_heap(), size); }
+void TAlloc_free(void *ptr) { TAlloc_heap_free(ta_default_heap(), ptr); }
+void *TAlloc_calloc(size_t count, size_t size) { return TAlloc_heap_calloc(ta_default_heap(), count, size); }
+void *TAlloc_realloc(void *ptr, size_t size) { return TAlloc_heap_realloc(ta_default_heap(), ptr, size); }
+void *TAlloc_aligned_alloc(size_t alignment, size_t size) { return TAlloc_heap_aligned_alloc(ta_default_heap(), alignment, size); }
+int TAlloc_posix_memalign(void **out, size_t alignment, size_t size) { return TAlloc_heap_posix_memalign(ta_default_heap(), out, alignment, size); }
+size_t TAlloc_usable_size(const void *ptr) { return TAlloc_heap_usable_size(ta_default_heap(), ptr); }
+void TAlloc_get_stats(TAlloc_stats *out) { TAlloc_heap_get_stats(ta_default_heap(), out); }

@@ -1,0 +1,224 @@
+/*
+ * check.c - introspection: the walk over every arena and chunk, and the checker that
+ * validates I1..I6 (see internal.h) and reports each violation by id. The checker trusts
+ * nothing it has not verified: a header is used only after its check value matches, a free
+ * list link only after it is found inside an arena.
+ */
+#include "internal.h"
+
+/* ---- walk ------------------------------------------------------------------------------ */
+
+/* Whether `c` (below `fence`) is a sealed header whose size stays inside the arena. */
+static bool is_readable_chunk(const ta_heap *heap, const ta_chunk *c, const ta_chunk *fence)
+{
+    return ta_chunk_is_valid(heap, c) &&
+           ta_chunk_size(c) <= (size_t)((const char *)fence - (const char *)c);
+}
+
+static int walk_arena(const ta_heap *heap, const ta_arena *arena, TAlloc_walk_fn visit, void *ctx)
+{
+    TAlloc_arena_info info = {arena, arena->map_size, TA_ARENA_RESERVED, (int)arena->is_dedicated};
+    int stop = visit(ctx, &info, NULL);
+    const ta_chunk *fence = ta_arena_fence(arena);
+    for (const ta_chunk *c = ta_arena_first_chunk(arena); stop == 0 && c < fence; c = ta_chunk_next(c)) {
+        if (!is_readable_chunk(heap, c, fence))
+            return -1;
+        TAlloc_chunk_info chunk = {c, ta_chunk_payload(c), ta_chunk_size(c) - TA_HEADER_SIZE,
+                                   TA_HEADER_SIZE, ta_chunk_is_free(c)};
+        stop = visit(ctx, &info, &chunk);
+    }
+    return stop;
+}
+
+int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ctx)
+{
+    int result = 0;
+    uint64_t limit = heap->stats.map_count + 1;
+    for (const ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next) {
+        if (!ta_arena_is_sealed(heap, a))
+            return -1; /* its links cannot be trusted either */
+        int r = walk_arena(heap, a, visit, ctx);
+        if (r > 0)
+            return r;
+        if (r < 0)
+            result = -1;
+    }
+    return result;
+}
+
+/* ---- check ------------------------------------------------------------------------------ */
+
+typedef struct checker {
+    ta_heap *heap;
+    TAlloc_violation_fn report;
+    void *ctx;
+    size_t violation_count;
+    uint64_t epoch;          /* mark written into every free chunk reached through the index */
+    size_t index_count;      /* free chunks reached through the index */
+    TAlloc_stats walked;     /* totals of the walk, compared with heap->stats (I6) */
+    size_t empty_arena_count;
+} checker;
+
+static void violation(checker *ck, int invariant, const void *address, const char *detail)
+{
+    ck->violation_count++;
+    if (ck->report)
+        ck->report(ck->ctx, invariant, address, detail);
+}
+
+/* I5, first half: follow the free list, verifying each link before using it. */
+static void check_index(checker *ck)
+{
+    ta_heap *heap = ck->heap;
+    size_t limit = heap->stats.mapped_bytes / TA_MIN_CHUNK_SIZE + 1;
+    ta_chunk *prev = NULL;
+    for (ta_chunk *c = heap->free_head; c; prev = c, c = c->next_free) {
+        if (ck->index_count++ > limit) {
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list does not end (cycle)");
+            return;
+        }
+        if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
+            ta_arena_find(heap, ta_chunk_payload(c)) == NULL) {
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list link points outside the arenas");
+            return;
+        }
+        if (!ta_chunk_is_valid(heap, c) || !ta_chunk_is_free(c)) {
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list holds a chunk that is not free");
+            return;
+        }
+        if (c->prev_free != prev)
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list back link disagrees");
+        if (prev && c <= prev)
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list out of address order");
+        c->mark = ck->epoch;
+    }
+}
+
+static void check_free_chunk(checker *ck, ta_chunk *c, bool is_prev_free)
+{
+    size_t size = ta_chunk_size(c);
+    if (*ta_chunk_footer(c) != size)
+        violation(ck, TALLOC_I3_BOUNDARY_TAGS, c, "footer differs from header size");
+    if (is_prev_free)
+        violation(ck, TALLOC_I4_COALESCED, c, "free chunk follows a free chunk");
+    if (c->mark != ck->epoch)
+        violation(ck, TALLOC_I5_FREE_INDEX, c, "free chunk missing from the free index");
+    ck->walked.free_count++;
+    ck->walked.free_bytes += size - TA_HEADER_SIZE;
+}
+
+/* I1-I4 over one arena, plus its share of the totals. */
+static void check_arena(checker *ck, const ta_arena *arena)
+{
+    ck->walked.arena_count++;
+    ck->walked.mapped_bytes += arena->map_size;
+    ta_chunk *fence = ta_arena_fence(arena);
+    ta_chunk *c = ta_arena_first_chunk(arena);
+    bool is_prev_free = false;
+    size_t chunk_count = 0;
+    for (; c < fence; c = ta_chunk_next(c), chunk_count++) {
+        size_t size = ta_chunk_size(c);
+        if (!ta_chunk_is_valid(ck->heap, c)) {
+            violation(ck, TALLOC_I2_HEADERS, c, "chunk header fails its check");
+            return;
+        }
+        if (size > (size_t)((char *)fence - (char *)c)) {
+            violation(ck, TALLOC_I1_TILING, c, "chunk runs past the end of its arena");
+            return;
+        }
+        if (ta_chunk_is_prev_free(c) != is_prev_free)
+            violation(ck, TALLOC_I3_BOUNDARY_TAGS, c, "prev-free bit disagrees with predecessor");
+        if (((c->size_word & TA_FIRST) != 0) != (chunk_count == 0))
+            violation(ck, TALLOC_I2_HEADERS, c, "first-chunk bit wrong");
+        if (ta_chunk_is_free(c)) {
+            check_free_chunk(ck, c, is_prev_free);
+        } else {
+            ck->walked.allocated_count++;
+            ck->walked.allocated_bytes += size - TA_HEADER_SIZE;
+        }
+        is_prev_free = ta_chunk_is_free(c);
+    }
+    if (!ta_chunk_is_sealed(ck->heap, fence) || fence->size_word & ~TA_PREV_FREE)
+        violation(ck, TALLOC_I2_HEADERS, fence, "arena end fence damaged");
+    else if (ta_chunk_is_prev_free(fence) != is_prev_free)
+        violation(ck, TALLOC_I3_BOUNDARY_TAGS, fence, "prev-free bit disagrees with predecessor");
+    c = ta_arena_first_chunk(arena);
+    if (chunk_count == 1 && ta_chunk_is_free(c) && !arena->is_dedicated)
+        ck->empty_arena_count++;
+}
+
+static void check_arenas(checker *ck)
+{
+    ta_heap *heap = ck->heap;
+    uint64_t limit = heap->stats.map_count + 1;
+    const ta_arena *prev = NULL;
+    for (const ta_arena *a = heap->arena_first; a; prev = a, a = a->next) {
+        if (limit-- == 0) {
+            violation(ck, TALLOC_I1_TILING, a, "arena list does not end (cycle)");
+            return;
+        }
+        if (!ta_arena_is_sealed(heap, a)) {
+            violation(ck, TALLOC_I2_HEADERS, a, "arena header fails its check");
+            return;
+        }
+        if (a->prev != prev)
+            violation(ck, TALLOC_I1_TILING, a, "arena list back link disagrees");
+        check_arena(ck, a);
+    }
+}
+
+static void compare(checker *ck, size_t walked, size_t counted, const char *detail)
+{
+    if (walked != counted)
+        violation(ck, TALLOC_I6_ACCOUNTING, ck->heap, detail);
+}
+
+/* I5 second half, and I6: the index and the counters against the walk's totals. */
+static void check_totals(checker *ck)
+{
+    const TAlloc_stats *s = &ck->heap->stats;
+    const TAlloc_stats *w = &ck->walked;
+    if (ck->index_count != w->free_count)
+        violation(ck, TALLOC_I5_FREE_INDEX, ck->heap->free_head,
+                  "free index and walk count different free chunks");
+    compare(ck, w->allocated_count, s->allocated_count, "allocated chunk count differs from walk");
+    compare(ck, w->allocated_bytes, s->allocated_bytes, "allocated bytes differ from walk");
+    compare(ck, w->free_count, s->free_count, "free chunk count differs from walk");
+    compare(ck, w->free_bytes, s->free_bytes, "free bytes differ from walk");
+    compare(ck, w->arena_count, s->arena_count, "arena count differs from walk");
+    compare(ck, w->mapped_bytes, s->mapped_bytes, "mapped bytes differ from walk");
+    compare(ck, w->arena_count, (size_t)(s->map_count - s->unmap_count),
+            "maps minus unmaps differ from arena count");
+    compare(ck, ck->empty_arena_count, ck->heap->empty_arena_count,
+            "empty arena count differs from walk");
+}
+
+size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ctx)
+{
+    checker ck = {.heap = heap, .report = report, .ctx = ctx};
+    ta_heap_lock(heap);
+    ck.epoch = ++heap->check_epoch;
+    check_index(&ck);
+    check_arenas(&ck);
+    check_totals(&ck);
+    ta_heap_unlock(heap);
+    return ck.violation_count;
+}
+
+size_t TAlloc_check(TAlloc_violation_fn report, void *ctx)
+{
+    return TAlloc_heap_check(ta_default_heap(), report, ctx);
+}
+
+int TAlloc_heap_walk(TAlloc_heap *heap, TAlloc_walk_fn visit, void *ctx)
+{
+    ta_heap_lock(heap);
+    int result = ta_walk_locked(heap, visit, ctx);
+    ta_heap_unlock(heap);
+    return result;
+}
+
+int TAlloc_walk(TAlloc_walk_fn visit, void *ctx)
+{
+    return TAlloc_heap_walk(ta_default_heap(), visit, ctx);
+}

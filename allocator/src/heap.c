@@ -1,0 +1,240 @@
+/*
+ * heap.c - the allocation paths of one heap, all run under the heap's lock: allocate (plain
+ * and aligned), validate a user pointer, free, realloc. Faults found on the way are returned
+ * in a ta_fault for the caller to report once the lock is released.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
+{
+    *heap = (ta_heap){0};
+    if (config)
+        heap->config = *config;
+    else
+        TAlloc_config_init(&heap->config);
+    if (heap->config.os.map == NULL || heap->config.os.unmap == NULL)
+        heap->config.os = *TAlloc_os_default();
+    heap->page_size = ta_os_page_size();
+    size_t arena_size = heap->config.arena_size ? heap->config.arena_size : TALLOC_DEFAULT_ARENA_SIZE;
+    if (arena_size < TA_ARENA_RESERVED + TA_MIN_CHUNK_SIZE)
+        arena_size = TA_ARENA_RESERVED + TA_MIN_CHUNK_SIZE;
+    if (arena_size > PTRDIFF_MAX / 2)
+        return false;
+    heap->arena_size = ta_align_up(arena_size, heap->page_size);
+    heap->config.arena_size = heap->arena_size;
+    heap->secret = ta_os_random_secret();
+    heap->index = ta_index_for_policy(heap->config.policy);
+    return pthread_mutex_init(&heap->lock, NULL) == 0;
+}
+
+void ta_heap_lock(ta_heap *heap)
+{
+    pthread_mutex_lock(&heap->lock);
+}
+
+void ta_heap_unlock(ta_heap *heap)
+{
+    pthread_mutex_unlock(&heap->lock);
+}
+
+/* A free chunk of at least `chunk_size` bytes from the index or a new arena, or NULL. */
+static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, ta_fault *fault)
+{
+    ta_chunk *chunk = heap->index->find(heap, chunk_size);
+    if (chunk) {
+        if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk)) {
+            *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, chunk};
+            return NULL;
+        }
+        return chunk;
+    }
+    bool is_dedicated;
+    chunk = ta_arena_map(heap, chunk_size, &is_dedicated);
+    *is_fresh = chunk != NULL;
+    return chunk;
+}
+
+/* Splits the free chunk `chunk` so that the payload of its second part is aligned to
+   `alignment`; the first part stays free. Returns the second part. */
+static ta_chunk *split_leading_gap(ta_heap *heap, ta_chunk *chunk, size_t alignment)
+{
+    uintptr_t payload = (uintptr_t)ta_chunk_payload(chunk);
+    size_t gap = ta_align_up(payload, alignment) - payload;
+    if (gap == 0)
+        return chunk;
+    if (gap < TA_MIN_CHUNK_SIZE)
+        gap += alignment;
+    size_t size = ta_chunk_size(chunk);
+    ta_chunk *rest = (ta_chunk *)((char *)chunk + gap);
+    ta_chunk_write(heap, rest, size - gap, TA_FREE | TA_PREV_FREE);
+    ta_chunk_write(heap, chunk, gap, TA_FREE | (chunk->size_word & TA_KEPT));
+    ta_index_insert(heap, rest);
+    heap->stats.free_count++;
+    heap->stats.free_bytes -= TA_HEADER_SIZE;
+    ta_count(heap, TALLOC_EVENT_ALIGNED_SPLIT);
+    return rest;
+}
+
+/* Zeroes what a chunk from a freshly mapped arena may hold besides zeros: the free-chunk
+   fields at its start and the footer at its end. */
+static void zero_fresh(ta_chunk *chunk)
+{
+    size_t payload_size = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    char *payload = ta_chunk_payload(chunk);
+    memset(payload, 0, TA_MIN_CHUNK_SIZE - TA_HEADER_SIZE);
+    memset(payload + payload_size - 16, 0, 16);
+}
+
+/*
+ * Allocates `size` bytes aligned to `alignment` (a power of two). NULL with errno ENOMEM
+ * when the size cannot be represented or the OS layer refuses memory.
+ */
+void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault)
+{
+    if (alignment < TALLOC_ALIGNMENT)
+        alignment = TALLOC_ALIGNMENT;
+    if (size > (size_t)PTRDIFF_MAX || alignment > (size_t)PTRDIFF_MAX / 4 ||
+        size > (size_t)PTRDIFF_MAX - alignment - TA_MIN_CHUNK_SIZE - TA_HEADER_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t chunk_size = ta_chunk_size_for(size);
+    bool is_aligned = alignment > TALLOC_ALIGNMENT;
+    size_t search_size = is_aligned ? chunk_size + alignment + TA_MIN_CHUNK_SIZE : chunk_size;
+    bool is_fresh = false;
+    ta_chunk *chunk = find_or_map(heap, search_size, &is_fresh, fault);
+    if (chunk == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ta_arena_note_taken(heap, chunk);
+    if (is_aligned)
+        chunk = split_leading_gap(heap, chunk, alignment);
+    chunk = ta_chunk_take(heap, chunk, chunk_size);
+    if (is_zeroed) {
+        if (is_fresh)
+            zero_fresh(chunk);
+        else
+            memset(ta_chunk_payload(chunk), 0, ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    }
+    return ta_chunk_payload(chunk);
+}
+
+/*
+ * Walks the arena to explain why ptr - 16 is not a valid header: ptr lies inside a free
+ * chunk (a stale pointer to a block that was freed and merged: `if_free`), inside an
+ * allocated chunk (interior pointer), or the header there is damaged.
+ */
+static TAlloc_error classify_bad_header(const ta_heap *heap, const ta_arena *arena,
+                                        const void *ptr, TAlloc_error if_free)
+{
+    const char *p = ptr;
+    const ta_chunk *fence = ta_arena_fence(arena);
+    for (const ta_chunk *c = ta_arena_first_chunk(arena); c < fence; c = ta_chunk_next(c)) {
+        size_t size = ta_chunk_size(c);
+        if (!ta_chunk_is_valid(heap, c) || size > (size_t)((const char *)fence - (const char *)c))
+            return TALLOC_ERROR_CORRUPTED_HEADER;
+        if (p > (const char *)ta_chunk_payload(c) && p < (const char *)c + size)
+            return ta_chunk_is_free(c) ? if_free : TALLOC_ERROR_INTERIOR_POINTER;
+        if ((const char *)c >= p)
+            break;
+    }
+    return TALLOC_ERROR_CORRUPTED_HEADER;
+}
+
+/*
+ * The one validator for pointers users hand back: ownership, alignment, header integrity,
+ * state - in that order, and before anything in the header is trusted. Returns the chunk, or
+ * NULL with `fault` set (`if_free` is the error for a chunk that is already free).
+ */
+ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault)
+{
+    TAlloc_error error = TALLOC_ERROR_NONE;
+    ta_arena *arena = ta_arena_find(heap, ptr);
+    ta_chunk *chunk = NULL;
+    if (arena == NULL)
+        error = TALLOC_ERROR_FOREIGN_POINTER;
+    else if (((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
+        error = TALLOC_ERROR_MISALIGNED_POINTER;
+    else if (!ta_chunk_is_valid(heap, chunk = ta_chunk_from_payload(ptr)))
+        error = classify_bad_header(heap, arena, ptr, if_free);
+    else if (ta_chunk_is_free(chunk))
+        error = if_free;
+    if (error == TALLOC_ERROR_NONE)
+        return chunk;
+    *fault = (ta_fault){error, ptr};
+    return NULL;
+}
+
+void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
+    if (merged)
+        ta_arena_on_free(heap, merged);
+}
+
+/* Grows `chunk` in place into its free successor `next`; false when that is too small. */
+static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t chunk_size)
+{
+    size_t size = ta_chunk_size(chunk);
+    size_t next_size = ta_chunk_size(next);
+    if (!ta_chunk_is_free(next) || size + next_size < chunk_size)
+        return false;
+    size_t rest = size + next_size - chunk_size;
+    size_t new_size = rest >= TA_MIN_CHUNK_SIZE ? chunk_size : size + next_size;
+    heap->stats.free_count--;
+    heap->stats.free_bytes -= next_size - TA_HEADER_SIZE;
+    heap->stats.allocated_bytes += new_size - size;
+    if (rest >= TA_MIN_CHUNK_SIZE) {
+        /* the tail's header may land on next's links: move the links first */
+        ta_chunk *tail = (ta_chunk *)((char *)chunk + new_size);
+        ta_index_replace(heap, next, tail);
+        ta_chunk_write(heap, tail, rest, TA_FREE);
+        heap->stats.free_count++;
+        heap->stats.free_bytes += rest - TA_HEADER_SIZE;
+    } else {
+        ta_index_remove(heap, next);
+        ta_chunk_set_prev_free(heap, ta_chunk_next(next), false);
+    }
+    ta_chunk_write(heap, chunk, new_size, chunk->size_word & TA_KEPT);
+    ta_count(heap, TALLOC_EVENT_REALLOC_GROW_IN_PLACE);
+    return true;
+}
+
+/* realloc of a non-NULL pointer to a non-zero size. */
+void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
+{
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, fault);
+    if (chunk == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    ta_chunk *next = ta_chunk_next(chunk);
+    if (!ta_chunk_is_sealed(heap, next)) {
+        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t chunk_size = ta_chunk_size_for(size);
+    if (chunk_size <= ta_chunk_size(chunk)) {
+        ta_chunk_shrink(heap, chunk, chunk_size);
+        ta_count(heap, TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE);
+        return ptr;
+    }
+    if (grow_in_place(heap, chunk, next, chunk_size))
+        return ptr;
+    void *moved = ta_heap_alloc(heap, size, TALLOC_ALIGNMENT, false, fault);
+    if (moved == NULL)
+        return NULL;
+    memcpy(moved, ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    ta_heap_free_chunk(heap, chunk, fault);
+    ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
+    return moved;
+}

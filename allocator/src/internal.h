@@ -1,0 +1,196 @@
+/*
+ * internal.h - TAlloc's types and the contracts between its files. Not installed.
+ *
+ * Memory layout
+ * -------------
+ * An arena is one mapping from the OS layer. It starts with an arena header and ends with a
+ * fence (a permanent, zero-sized "allocated" chunk header); between them, chunks tile the
+ * arena exactly:
+ *
+ *   arena base                                                           base + map_size
+ *   | ta_arena (48) | chunk | chunk | ... | chunk | fence (16) |
+ *
+ * A chunk is a 16-byte header followed by its payload. Every chunk size (header + payload) is
+ * a multiple of 16 and at least TA_MIN_CHUNK_SIZE, and the first header sits at base + 48, so
+ * every payload is 16-byte aligned.
+ *
+ *   allocated chunk                     free chunk
+ *   +------------------------+          +------------------------+
+ *   | size_word  (8)         |          | size_word  (8) FREE    |
+ *   | check      (8)         |          | check      (8)         |
+ *   +------------------------+ <- ptr   +------------------------+
+ *   | payload ...            |          | next_free  (8)         |
+ *   |                        |          | prev_free  (8)         |
+ *   |                        |          | mark       (8)         |
+ *   |                        |          | ...                    |
+ *   |                        |          | footer = size (8)      |
+ *   +------------------------+          +------------------------+
+ *
+ * size_word = chunk size | TA_FREE (this chunk is free) | TA_PREV_FREE (the chunk before it
+ * is free) | TA_FIRST (it starts its arena, so "first and followed by the fence" means "the
+ * arena is empty" without reading anything but headers). check = ta_chunk_check_value(heap secret, header address, size_word): a keyed
+ * value bound to the header's address, so neither a constant magic nor a header copied
+ * elsewhere passes. The footer (a boundary tag) lets free find a free predecessor's header in
+ * O(1): prev = (char *)c - footer_of_prev. The mark word is scratch for the checker (I5).
+ *
+ * Subtleties
+ * - TA_PREV_FREE of the first chunk of an arena is always clear; the fence carries
+ *   TA_PREV_FREE for the last chunk, so merging right into the fence never happens (it is
+ *   "allocated") and merging left from it is never attempted.
+ * - A split leaves the remainder only when it can hold TA_MIN_CHUNK_SIZE; otherwise the whole
+ *   chunk is handed out and usable size exceeds the request by less than that.
+ * - Changing any bit of size_word means resealing the header (ta_chunk_seal).
+ * - Memory fresh from the OS layer is zero, which calloc relies on for chunks it knows come
+ *   from an arena mapped during the same call.
+ *
+ * Invariants kept by the code below and verified by check.c:
+ *   I1 tiling        chunks tile every arena: sum of chunk sizes = map_size - TA_ARENA_RESERVED
+ *   I2 headers       check value valid, size aligned and >= minimum, inside the arena
+ *   I3 boundary tags a free chunk's footer equals its size; TA_PREV_FREE matches the predecessor
+ *   I4 coalesced     no two adjacent chunks are both free
+ *   I5 free index    the free index holds exactly the free chunks of the walk, in policy order,
+ *                    with consistent links
+ *   I6 accounting    the heap's counters equal the totals of a walk
+ * (I7 model and I8 drained are checked by the harness, which knows the live blocks.)
+ */
+#ifndef TALLOC_INTERNAL_H
+#define TALLOC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "talloc.h"
+
+#define TA_HIDDEN __attribute__((visibility("hidden")))
+
+enum {
+    TA_HEADER_SIZE = 16,         /* chunk header bytes */
+    TA_MIN_CHUNK_SIZE = 48,      /* header + links + mark + footer */
+    TA_ARENA_HEADER_SIZE = 48,   /* sizeof(ta_arena), rounded to 16 */
+    TA_FENCE_SIZE = 16,          /* end-of-arena header */
+    TA_ARENA_RESERVED = TA_ARENA_HEADER_SIZE + TA_FENCE_SIZE,
+};
+
+#define TA_FREE ((uint64_t)1)
+#define TA_PREV_FREE ((uint64_t)2)
+#define TA_FIRST ((uint64_t)4)      /* the first chunk of its arena */
+#define TA_KEPT (TA_PREV_FREE | TA_FIRST) /* flags a chunk keeps when resized */
+#define TA_FLAG_MASK ((uint64_t)15)   /* low bits of size_word that are not size */
+#define TA_KNOWN_FLAGS ((uint64_t)7)  /* of those, the ones in use */
+
+typedef struct ta_chunk {
+    uint64_t size_word;          /* chunk bytes | TA_FREE | TA_PREV_FREE */
+    uint64_t check;              /* ta_chunk_check_value(...) */
+    struct ta_chunk *next_free;  /* valid while free: free-index links */
+    struct ta_chunk *prev_free;
+    uint64_t mark;               /* valid while free: scratch for the checker */
+} ta_chunk;
+
+typedef struct ta_arena {
+    uint64_t check;              /* ta_arena_check_value(secret, address, map_size) */
+    struct ta_arena *next;       /* heap's arena list, in creation order */
+    struct ta_arena *prev;
+    size_t map_size;             /* bytes mapped, multiple of the page size */
+    struct TAlloc_heap *heap;    /* owner */
+    uint64_t is_dedicated;       /* 1: mapped for one large request, never retained */
+} ta_arena;
+
+_Static_assert(sizeof(ta_arena) == TA_ARENA_HEADER_SIZE, "arena header size");
+_Static_assert(sizeof(ta_chunk) + 8 <= TA_MIN_CHUNK_SIZE, "free chunk fields fit a min chunk");
+
+/* The free index: where a free chunk of a given size is found. One table per policy. */
+typedef struct ta_free_index_ops {
+    const char *name;
+    /* the chosen free chunk for a chunk of `chunk_size` bytes, or NULL */
+    ta_chunk *(*find)(struct TAlloc_heap *heap, size_t chunk_size);
+} ta_free_index_ops;
+
+struct TAlloc_heap {
+    pthread_mutex_t lock;
+    TAlloc_config config;        /* as given, with defaults filled in */
+    size_t arena_size;           /* standard arena bytes, page-rounded */
+    size_t page_size;
+    uint64_t secret;             /* key of every check value in this heap */
+    const ta_free_index_ops *index;
+    ta_chunk *free_head;         /* address-ordered free list (both policies) */
+    ta_arena *arena_first;       /* creation order */
+    ta_arena *arena_last;
+    size_t empty_arena_count;    /* retained arenas that are one free chunk */
+    uint64_t check_epoch;        /* last mark value the checker used */
+    TAlloc_stats stats;          /* counters kept current under the lock (I6) */
+    size_t control_size;         /* bytes mapped for this struct */
+    bool is_default;             /* the process-wide heap: lives in static storage */
+};
+
+typedef struct TAlloc_heap ta_heap;
+
+/* A detected error, reported after the heap's lock is released. */
+typedef struct ta_fault {
+    TAlloc_error error;
+    const void *address;
+} ta_fault;
+
+/* ---- chunk.c: headers, boundary tags, split and merge --------------------------------- */
+TA_HIDDEN uint64_t ta_chunk_check_value(uint64_t secret, const void *address, uint64_t size_word);
+TA_HIDDEN void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk);
+TA_HIDDEN bool ta_chunk_is_sealed(const ta_heap *heap, const ta_chunk *chunk);
+TA_HIDDEN bool ta_chunk_is_valid(const ta_heap *heap, const ta_chunk *chunk);
+TA_HIDDEN void ta_chunk_unseal(ta_chunk *chunk);
+TA_HIDDEN size_t ta_chunk_size_for(size_t request_size);
+TA_HIDDEN void ta_chunk_write(const ta_heap *heap, ta_chunk *chunk, size_t size, uint64_t flags);
+TA_HIDDEN void ta_chunk_set_prev_free(const ta_heap *heap, ta_chunk *chunk, bool is_prev_free);
+TA_HIDDEN ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t chunk_size);
+TA_HIDDEN ta_chunk *ta_chunk_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+TA_HIDDEN void ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t chunk_size);
+
+static inline size_t ta_chunk_size(const ta_chunk *c) { return (size_t)(c->size_word & ~TA_FLAG_MASK); }
+static inline bool ta_chunk_is_free(const ta_chunk *c) { return (c->size_word & TA_FREE) != 0; }
+static inline bool ta_chunk_is_prev_free(const ta_chunk *c) { return (c->size_word & TA_PREV_FREE) != 0; }
+static inline ta_chunk *ta_chunk_next(const ta_chunk *c) { return (ta_chunk *)((char *)c + ta_chunk_size(c)); }
+static inline void *ta_chunk_payload(const ta_chunk *c) { return (char *)c + TA_HEADER_SIZE; }
+static inline ta_chunk *ta_chunk_from_payload(const void *p) { return (ta_chunk *)((char *)p - TA_HEADER_SIZE); }
+static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)((char *)c + ta_chunk_size(c) - 8); }
+
+/* ---- arena.c: mapping, unmapping and finding arenas ----------------------------------- */
+TA_HIDDEN ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated);
+TA_HIDDEN void ta_arena_unmap(ta_heap *heap, ta_arena *arena);
+TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
+TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
+TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
+TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
+TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
+TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
+
+static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
+static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
+
+/* ---- free_index.c: the address-ordered free list and the placement policies ----------- */
+TA_HIDDEN const ta_free_index_ops *ta_index_for_policy(TAlloc_policy policy);
+TA_HIDDEN void ta_index_insert(ta_heap *heap, ta_chunk *chunk);
+TA_HIDDEN void ta_index_remove(ta_heap *heap, ta_chunk *chunk);
+TA_HIDDEN void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk);
+
+/* ---- heap.c: allocation paths under the lock ------------------------------------------- */
+TA_HIDDEN bool ta_heap_init(ta_heap *heap, const TAlloc_config *config);
+TA_HIDDEN void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
+TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault);
+TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+TA_HIDDEN void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
+TA_HIDDEN void ta_heap_lock(ta_heap *heap);
+TA_HIDDEN void ta_heap_unlock(ta_heap *heap);
+
+/* ---- check.c ---- */
+TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ctx);
+
+/* ---- os.c / report.c / default_heap.c ------------------------------------------------- */
+TA_HIDDEN size_t ta_os_page_size(void);
+TA_HIDDEN uint64_t ta_os_random_secret(void);
+TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault);
+TA_HIDDEN ta_heap *ta_default_heap(void);
+
+static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline void ta_count(ta_heap *heap, TAlloc_event e) { heap->stats.event_count[e]++; }
+
+#endif /* TALLOC_INTERNAL_H */
