@@ -1,0 +1,488 @@
+/*
+ * test_check.c - TAlloc_heap_check can fail: each case builds a small layout on a fresh heap,
+ * verifies the check passes, damages exactly one thing, and asserts the check reports the
+ * violated invariant (I1..I6, see internal.h) with the right id and, where it is clear which,
+ * the right address. Then it undoes the damage and asserts the check passes again.
+ *
+ * White-box: it reaches into the heap through internal.h, using only the chunk layout, the
+ * heap's stats and free_head, and the seal and free-index helpers.
+ */
+#include <stdint.h>
+
+#include "testutil.h"
+#include "../allocator/src/internal.h"
+
+enum { ARENA_SIZE = 65536, MAX_REPORTS = 64 };
+
+/* ---- recording the check's reports ------------------------------------------------------ */
+
+typedef struct report_log {
+    size_t count;
+    size_t kept;
+    int ids[MAX_REPORTS];
+    const void *addresses[MAX_REPORTS];
+    char text[1024];
+} report_log;
+
+static void record_violation(void *ctx, int invariant, const void *address, const char *detail)
+{
+    report_log *log = ctx;
+    if (log->kept < MAX_REPORTS) {
+        log->ids[log->kept] = invariant;
+        log->addresses[log->kept] = address;
+        log->kept++;
+    }
+    log->count++;
+    size_t used = strlen(log->text);
+    if (used < sizeof log->text - 1)
+        snprintf(log->text + used, sizeof log->text - used, " [I%d %p %s]", invariant, address,
+                 detail ? detail : "(null)");
+}
+
+/* Runs the check with the recorder and again with a NULL callback; both must agree. */
+static size_t run_check(TAlloc_heap *heap, report_log *log, const char *what)
+{
+    memset(log, 0, sizeof *log);
+    size_t n = TAlloc_heap_check(heap, record_violation, log);
+    size_t n_null = TAlloc_heap_check(heap, NULL, NULL);
+    EXPECT(n == log->count, "%s: check returned %zu but reported %zu violations:%s", what, n,
+           log->count, log->text);
+    EXPECT(n_null == n, "%s: check with a NULL callback returned %zu, with a callback %zu", what,
+           n_null, n);
+    return n;
+}
+
+static int has_id(const report_log *log, int id)
+{
+    for (size_t i = 0; i < log->kept; i++)
+        if (log->ids[i] == id)
+            return 1;
+    return 0;
+}
+
+static int has_id_at(const report_log *log, int id, const void *address)
+{
+    for (size_t i = 0; i < log->kept; i++)
+        if (log->ids[i] == id && log->addresses[i] == address)
+            return 1;
+    return 0;
+}
+
+static int all_ids_are(const report_log *log, int id)
+{
+    for (size_t i = 0; i < log->kept; i++)
+        if (log->ids[i] != id)
+            return 0;
+    return log->kept > 0;
+}
+
+/* The check finds the damage and reports `id` (at `address`, unless NULL). */
+static void expect_violation(TAlloc_heap *heap, int id, const void *address, const char *what)
+{
+    report_log log;
+    size_t n = run_check(heap, &log, what);
+    EXPECT(n >= 1, "%s: the check should fail; it passed", what);
+    if (address)
+        EXPECT(has_id_at(&log, id, address), "%s: want I%d at %p; got%s", what, id, address,
+               log.text);
+    else
+        EXPECT(has_id(&log, id), "%s: want I%d; got%s", what, id, log.text);
+}
+
+/* The check finds the damage and reports only `id`. */
+static void expect_only_violation(TAlloc_heap *heap, int id, const void *address, const char *what)
+{
+    report_log log;
+    size_t n = run_check(heap, &log, what);
+    EXPECT(n >= 1, "%s: the check should fail; it passed", what);
+    EXPECT(all_ids_are(&log, id), "%s: want only I%d; got%s", what, id, log.text);
+    if (address)
+        EXPECT(has_id_at(&log, id, address), "%s: want I%d at %p; got%s", what, id, address,
+               log.text);
+}
+
+static void expect_clean(TAlloc_heap *heap, const char *what)
+{
+    report_log log;
+    size_t n = run_check(heap, &log, what);
+    EXPECT(n == 0 && log.count == 0, "%s: the check should pass; %zu violations:%s", what, n,
+           log.text);
+}
+
+/* ---- building layouts -------------------------------------------------------------------- */
+
+static TAlloc_heap *fresh_heap(void)
+{
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.arena_size = ARENA_SIZE;
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
+    if (heap == NULL)
+        exit(test_summary("test_check"));
+    return heap;
+}
+
+static void *xmalloc(TAlloc_heap *heap, size_t size)
+{
+    void *p = TAlloc_heap_malloc(heap, size);
+    EXPECT(p != NULL, "malloc(%zu) failed", size);
+    if (p == NULL)
+        exit(test_summary("test_check"));
+    memset(p, 0, size); /* payloads hold nothing that could pass for a header */
+    return p;
+}
+
+static ta_chunk *chunk_of(const void *payload)
+{
+    return ta_chunk_from_payload(payload);
+}
+
+static size_t usable_of(const ta_chunk *c)
+{
+    return ta_chunk_size(c) - TA_HEADER_SIZE;
+}
+
+/* Sets a chunk's size word and reseals it, so the header itself stays valid. */
+static void forge(TAlloc_heap *heap, ta_chunk *c, uint64_t size_word)
+{
+    c->size_word = size_word;
+    ta_chunk_seal(heap, c);
+}
+
+/* The last chunk of the heap's arena, found through the public walk. */
+typedef struct last_chunk {
+    TAlloc_chunk_info info;
+    int found;
+} last_chunk;
+
+static int find_last(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+{
+    (void)arena;
+    last_chunk *last = ctx;
+    if (chunk) {
+        last->info = *chunk;
+        last->found = 1;
+    }
+    return 0;
+}
+
+/* ---- I2 headers ---------------------------------------------------------------------------- */
+
+static void case_i2_check_value(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+    void *c = xmalloc(heap, 64);
+    expect_clean(heap, "I2 check value: before");
+    ta_chunk *bc = chunk_of(b);
+    bc->check ^= (uint64_t)1 << 17;
+    expect_violation(heap, TALLOC_I2_HEADERS, bc, "I2: a bit of an allocated chunk's check value");
+    bc->check ^= (uint64_t)1 << 17;
+    expect_clean(heap, "I2 check value: restored");
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    TAlloc_heap_free(heap, c);
+    expect_clean(heap, "I2 check value: freed");
+    TAlloc_heap_destroy(heap);
+}
+
+static void case_i2_bad_size(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+    void *c = xmalloc(heap, 64);
+    expect_clean(heap, "I2 size: before");
+    ta_chunk *bc = chunk_of(b);
+    uint64_t word = bc->size_word;
+
+    /* a size that is not a multiple of 16 (bit 3 is no flag: the size word is size | FREE |
+       PREV_FREE), sealed so that only the size is wrong */
+    forge(heap, bc, word + 8);
+    expect_violation(heap, TALLOC_I2_HEADERS, bc, "I2: an allocated chunk's size made unaligned");
+    forge(heap, bc, word);
+    expect_clean(heap, "I2 size: restored after unaligned");
+
+    /* an aligned size below the minimum chunk */
+    forge(heap, bc, (uint64_t)(TA_MIN_CHUNK_SIZE - 16) | (word & TA_FLAG_MASK));
+    expect_violation(heap, TALLOC_I2_HEADERS, bc, "I2: an allocated chunk's size below the minimum");
+    forge(heap, bc, word);
+    expect_clean(heap, "I2 size: restored after too small");
+
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    TAlloc_heap_free(heap, c);
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- I1 tiling ------------------------------------------------------------------------------ */
+
+static void expect_i1_or_i2(TAlloc_heap *heap, const char *what)
+{
+    report_log log;
+    size_t n = run_check(heap, &log, what);
+    EXPECT(n >= 1, "%s: the check should fail; it passed", what);
+    EXPECT(has_id(&log, TALLOC_I1_TILING) || has_id(&log, TALLOC_I2_HEADERS),
+           "%s: want I1 or I2; got%s", what, log.text);
+}
+
+static void case_i1_tiling(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+
+    /* fill the arena: the free tail is taken whole, so the last chunk ends at the fence */
+    last_chunk last = {0};
+    TAlloc_heap_walk(heap, find_last, &last);
+    EXPECT(last.found && last.info.is_free, "the last chunk should be the free tail");
+    void *tail = xmalloc(heap, last.info.size);
+    EXPECT(tail == last.info.payload, "malloc(%zu) should take the free tail exactly: %p vs %p",
+           last.info.size, tail, last.info.payload);
+    expect_clean(heap, "I1: before (arena full)");
+
+    /* the last chunk grows by 16 bytes: it runs over the fence and off the arena */
+    ta_chunk *tc = chunk_of(tail);
+    uint64_t word = tc->size_word;
+    forge(heap, tc, word + 16);
+    expect_i1_or_i2(heap, "I1: the last chunk resealed 16 bytes longer (past the fence)");
+    forge(heap, tc, word);
+    expect_clean(heap, "I1: restored after longer");
+
+    /* a middle chunk shrinks by 16 bytes: the chunks no longer tile the arena */
+    ta_chunk *ac = chunk_of(a);
+    word = ac->size_word;
+    forge(heap, ac, word - 16);
+    expect_i1_or_i2(heap, "I1: a chunk resealed 16 bytes shorter (chunks do not tile)");
+    forge(heap, ac, word);
+    expect_clean(heap, "I1: restored after shorter");
+
+    TAlloc_heap_free(heap, tail);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    expect_clean(heap, "I1: freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- I3 boundary tags ------------------------------------------------------------------- */
+
+static void case_i3_boundary_tags(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+    void *c = xmalloc(heap, 64);
+    void *d = xmalloc(heap, 64);
+    TAlloc_heap_free(heap, b); /* b: a free chunk between allocated a and c */
+    expect_clean(heap, "I3: before");
+    ta_chunk *bc = chunk_of(b);
+    ta_chunk *cc = chunk_of(c);
+    ta_chunk *dc = chunk_of(d);
+    EXPECT(ta_chunk_is_free(bc) && ta_chunk_is_prev_free(cc) && !ta_chunk_is_prev_free(dc),
+           "I3: b should be free, c's prev-free bit set and d's clear");
+
+    /* the free chunk's footer no longer equals its size */
+    *ta_chunk_footer(bc) += 16;
+    expect_violation(heap, TALLOC_I3_BOUNDARY_TAGS, bc, "I3: a free chunk's footer changed");
+    *ta_chunk_footer(bc) -= 16;
+    expect_clean(heap, "I3: footer restored");
+
+    /* the chunk after the free chunk loses its prev-free bit */
+    uint64_t word = cc->size_word;
+    forge(heap, cc, word & ~TA_PREV_FREE);
+    expect_violation(heap, TALLOC_I3_BOUNDARY_TAGS, cc,
+                     "I3: prev-free bit cleared after a free chunk");
+    forge(heap, cc, word);
+    expect_clean(heap, "I3: prev-free bit restored");
+
+    /* the chunk after an allocated chunk gains a prev-free bit */
+    word = dc->size_word;
+    forge(heap, dc, word | TA_PREV_FREE);
+    expect_violation(heap, TALLOC_I3_BOUNDARY_TAGS, dc,
+                     "I3: prev-free bit set after an allocated chunk");
+    forge(heap, dc, word);
+    expect_clean(heap, "I3: prev-free bit cleared again");
+
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, c);
+    TAlloc_heap_free(heap, d);
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- I4 coalesced --------------------------------------------------------------------------- */
+
+static void case_i4_coalesced(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+    void *c = xmalloc(heap, 64);
+    TAlloc_heap_free(heap, a);
+    expect_clean(heap, "I4: before");
+
+    /* b becomes free by hand, consistently in every respect but one: its predecessor a is
+       free too, so the two should have merged */
+    ta_chunk *bc = chunk_of(b);
+    ta_chunk *cc = chunk_of(c);
+    uint64_t b_word = bc->size_word;
+    uint64_t c_word = cc->size_word;
+    TAlloc_stats saved = heap->stats;
+    size_t usable = usable_of(bc);
+    EXPECT(ta_chunk_is_prev_free(bc), "I4: b's prev-free bit should be set (a is free)");
+    forge(heap, bc, b_word | TA_FREE);
+    *ta_chunk_footer(bc) = ta_chunk_size(bc);
+    forge(heap, cc, c_word | TA_PREV_FREE);
+    ta_index_insert(heap, bc);
+    heap->stats.allocated_count--;
+    heap->stats.allocated_bytes -= usable;
+    heap->stats.free_count++;
+    heap->stats.free_bytes += usable;
+    expect_only_violation(heap, TALLOC_I4_COALESCED, bc, "I4: two adjacent free chunks");
+
+    /* undo: b allocated again */
+    ta_index_remove(heap, bc);
+    forge(heap, bc, b_word);
+    forge(heap, cc, c_word);
+    heap->stats = saved;
+    expect_clean(heap, "I4: restored");
+
+    TAlloc_heap_free(heap, b);
+    TAlloc_heap_free(heap, c);
+    expect_clean(heap, "I4: freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- I5 free index -------------------------------------------------------------------- */
+
+static _Alignas(16) unsigned char outside_arenas[64]; /* aligned, in no arena */
+
+static void case_i5_free_index(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 64);
+    void *c = xmalloc(heap, 64);
+    TAlloc_heap_free(heap, b); /* free list: b, then the free tail */
+    expect_clean(heap, "I5: before");
+    ta_chunk *bc = chunk_of(b);
+    EXPECT(heap->free_head == bc && bc->next_free != NULL,
+           "I5: b should head the free list, followed by the tail");
+
+    /* a free chunk missing from the index */
+    ta_index_remove(heap, bc);
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, bc, "I5: a free chunk removed from the index");
+    ta_index_insert(heap, bc);
+    expect_clean(heap, "I5: chunk back in the index");
+
+    /* a forward link to an aligned address inside the arena that is no free chunk */
+    ta_chunk *head = heap->free_head;
+    ta_chunk *next = head->next_free;
+    head->next_free = (ta_chunk *)((char *)a + 16);
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link into an allocated payload");
+    head->next_free = chunk_of(c);
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link to an allocated chunk");
+    head->next_free = (ta_chunk *)(void *)outside_arenas;
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link out of the arenas");
+    head->next_free = next;
+    expect_clean(heap, "I5: forward link restored");
+
+    /* a back link that disagrees */
+    ta_chunk *back = next->prev_free;
+    next->prev_free = NULL;
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a back link that disagrees");
+    next->prev_free = back;
+    expect_clean(heap, "I5: back link restored");
+
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, c);
+    expect_clean(heap, "I5: freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- I6 accounting ------------------------------------------------------------------------ */
+
+static void case_i6_accounting(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    void *a = xmalloc(heap, 64);
+    void *b = xmalloc(heap, 200);
+    void *c = xmalloc(heap, 64);
+    TAlloc_heap_free(heap, b);
+    expect_clean(heap, "I6: before");
+
+    heap->stats.allocated_count += 1;
+    expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: allocated_count + 1");
+    heap->stats.allocated_count -= 1;
+    expect_clean(heap, "I6: allocated_count restored");
+
+    heap->stats.free_bytes -= 16;
+    expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: free_bytes - 16");
+    heap->stats.free_bytes += 16;
+    expect_clean(heap, "I6: free_bytes restored");
+
+    heap->stats.arena_count += 1;
+    expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: arena_count + 1");
+    heap->stats.arena_count -= 1;
+    expect_clean(heap, "I6: arena_count restored");
+
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, c);
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- a sound heap passes ------------------------------------------------------------------ */
+
+static void case_clean(void)
+{
+    TAlloc_heap *heap = fresh_heap();
+    expect_clean(heap, "clean: a new heap");
+    void *blocks[24];
+    for (int i = 0; i < 24; i++)
+        blocks[i] = xmalloc(heap, (size_t)(i * 37 + 1));
+    void *large = xmalloc(heap, (size_t)4 * ARENA_SIZE); /* a dedicated arena */
+    void *aligned = TAlloc_heap_aligned_alloc(heap, 256, 512);
+    EXPECT(aligned != NULL, "aligned_alloc(256, 512) failed");
+    expect_clean(heap, "clean: all allocated");
+    for (int i = 0; i < 24; i += 3)
+        TAlloc_heap_free(heap, blocks[i]);
+    blocks[1] = TAlloc_heap_realloc(heap, blocks[1], 500);
+    EXPECT(blocks[1] != NULL, "realloc to 500 failed");
+    expect_clean(heap, "clean: some freed");
+    TAlloc_heap_free(heap, large);
+    TAlloc_heap_free(heap, aligned);
+    for (int i = 0; i < 24; i++)
+        if (i % 3 != 0)
+            TAlloc_heap_free(heap, blocks[i]);
+
+    report_log log;
+    memset(&log, 0, sizeof log);
+    size_t n = TAlloc_heap_check(heap, record_violation, &log);
+    EXPECT(n == 0 && log.count == 0, "clean: all freed: %zu violations, %zu callbacks:%s", n,
+           log.count, log.text);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "clean: NULL callback should return 0");
+    TAlloc_heap_destroy(heap);
+
+    /* the default heap too */
+    void *p = TAlloc_malloc(100);
+    EXPECT(p != NULL, "TAlloc_malloc(100) failed");
+    TAlloc_free(p);
+    memset(&log, 0, sizeof log);
+    n = TAlloc_check(record_violation, &log);
+    EXPECT(n == 0 && log.count == 0, "clean: default heap: %zu violations:%s", n, log.text);
+    EXPECT(TAlloc_check(NULL, NULL) == 0, "clean: default heap, NULL callback");
+}
+
+int main(void)
+{
+    case_clean();
+    case_i2_check_value();
+    case_i2_bad_size();
+    case_i1_tiling();
+    case_i3_boundary_tags();
+    case_i4_coalesced();
+    case_i5_free_index();
+    case_i6_accounting();
+    return test_summary("test_check");
+}

@@ -1,0 +1,113 @@
+/*
+ * testutil.h - the few helpers every TAlloc test program shares.
+ *
+ * EXPECT(cond, ...) records a failure with a printf-style message and goes on; a test program
+ * ends with `return test_summary("name");`, which prints "N passed, N failed" and returns the
+ * exit status for ctest. expect_death() runs a function in a forked child and asserts the
+ * signal it dies of and the exact text it wrote to stderr. Asserts here never depend on NDEBUG.
+ */
+#ifndef TALLOC_TESTUTIL_H
+#define TALLOC_TESTUTIL_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "talloc.h"
+
+static int test_pass_count;
+static int test_fail_count;
+
+#define EXPECT(cond, ...) test_expect((cond) != 0, __FILE__, __LINE__, #cond, __VA_ARGS__)
+
+__attribute__((format(printf, 5, 6))) static inline int test_expect(int ok, const char *file,
+                                                                    int line, const char *text,
+                                                                    const char *fmt, ...)
+{
+    if (ok) {
+        test_pass_count++;
+        return 1;
+    }
+    test_fail_count++;
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, text);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 0;
+}
+
+static inline int test_summary(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, test_pass_count, test_fail_count);
+    return test_fail_count == 0 ? 0 : 1;
+}
+
+/* Collects check violations as text so a failing test shows them. */
+typedef struct test_violations {
+    size_t count;
+    char text[1024];
+} test_violations;
+
+static inline void test_violation_cb(void *ctx, int invariant, const void *address,
+                                     const char *detail)
+{
+    test_violations *v = ctx;
+    size_t used = strlen(v->text);
+    if (used < sizeof v->text - 1)
+        snprintf(v->text + used, sizeof v->text - used, " [I%d %p %s]", invariant, address,
+                 detail);
+    v->count++;
+}
+
+/* EXPECTs that the heap passes TAlloc_heap_check, printing the violations otherwise. */
+#define EXPECT_HEAP_OK(heap, what)                                                           \
+    do {                                                                                     \
+        test_violations tv_ = {0, {0}};                                                      \
+        size_t n_ = TAlloc_heap_check((heap), test_violation_cb, &tv_);                      \
+        EXPECT(n_ == 0 && tv_.count == 0, "%s: %zu violations:%s", (what), n_, tv_.text);    \
+    } while (0)
+
+/*
+ * Runs fn(arg) in a child process with stderr captured. Returns 1 when the child was killed
+ * by `signo` and its stderr equals `expected_stderr` exactly; prints what differed otherwise.
+ */
+static inline int expect_death(const char *name, void (*fn)(void *), void *arg, int signo,
+                               const char *expected_stderr)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return test_expect(0, __FILE__, __LINE__, name, "pipe failed");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        fn(arg);
+        _exit(0); /* survived: the parent reports it */
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t used = 0;
+    ssize_t got;
+    while ((got = read(fds[0], buf + used, sizeof buf - 1 - used)) > 0)
+        used += (size_t)got;
+    buf[used] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int died = WIFSIGNALED(status) && WTERMSIG(status) == signo;
+    int same = strcmp(buf, expected_stderr) == 0;
+    return test_expect(died && same, __FILE__, __LINE__, name,
+                       "want signal %d and stderr \"%s\"; got %s %d and stderr \"%s\"", signo,
+                       expected_stderr, WIFSIGNALED(status) ? "signal" : "exit status",
+                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), buf);
+}
+
+#endif /* TALLOC_TESTUTIL_H */
