@@ -116,7 +116,8 @@ TALLOC_API void TAlloc_config_init(TAlloc_config *config);
 
 /* Creates a heap (NULL config: the defaults). Returns NULL with errno on failure. */
 TALLOC_API TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config);
-/* Unmaps every arena of the heap and the heap itself; all its blocks become invalid. */
+/* Unmaps every arena of the heap and the heap itself; all its blocks become invalid.
+   The default heap is never destroyed (the call does nothing for it). */
 TALLOC_API void TAlloc_heap_destroy(TAlloc_heap *heap);
 /* The process-wide heap behind the TAlloc_* calls, created on first use. */
 TALLOC_API TAlloc_heap *TAlloc_default_heap(void);
