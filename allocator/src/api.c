@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "track.h"
 
 void TAlloc_config_init(TAlloc_config *config)
 {
@@ -40,16 +41,32 @@ TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
     return heap;
 }
 
+/* Walk visitor of destroy: a block still allocated dies with its heap. */
+static int forget_block(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+{
+    (void)ctx;
+    (void)arena;
+    if (chunk && !chunk->is_free)
+        ta_track_free(chunk->payload, chunk->size);
+    return 0;
+}
+
 void TAlloc_heap_destroy(TAlloc_heap *heap)
 {
     if (heap == NULL || heap->is_default)
         return;
     int saved = errno;
     TAlloc_os os = heap->config.os;
+    ta_track_enter();
+    if (ta_track_wants_destroy_walk())
+        ta_walk_locked(heap, forget_block, NULL);
     for (ta_arena *a = heap->arena_first, *next; a; a = next) {
         next = a->next;
-        os.unmap(os.ctx, a, a->map_size);
+        size_t map_size = a->map_size;
+        ta_track_arena_unmap(a, map_size);
+        os.unmap(os.ctx, a, map_size);
     }
+    ta_track_leave();
     pthread_mutex_destroy(&heap->lock);
     os.unmap(os.ctx, heap, heap->control_size);
     errno = saved;
@@ -153,6 +170,8 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
     ta_heap_lock(heap);
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &fault);
     size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
+    if (chunk)
+        ta_track_resize(ptr, size, size); /* the caller may now use all of it */
     ta_heap_unlock(heap);
     report_if(heap, &fault);
     return size;

@@ -6,6 +6,7 @@
  * I6. Arenas are linked in creation order; the walk and the debug print follow that order.
  */
 #include "internal.h"
+#include "track.h"
 
 static uint64_t arena_check_value(const ta_heap *heap, const ta_arena *arena)
 {
@@ -61,6 +62,7 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
         return NULL;
     }
     *arena = (ta_arena){.map_size = map_size, .heap = heap, .is_dedicated = dedicated};
+    ta_track_arena_map(arena, map_size);
     ta_arena_seal(heap, arena);
     link_last(heap, arena);
     heap->stats.map_count++;
@@ -92,7 +94,9 @@ void ta_arena_unmap(ta_heap *heap, ta_arena *arena)
     heap->stats.unmap_count++;
     heap->stats.arena_count--;
     heap->stats.mapped_bytes -= arena->map_size;
-    heap->config.os.unmap(heap->config.os.ctx, arena, arena->map_size);
+    size_t map_size = arena->map_size;
+    ta_track_arena_unmap(arena, map_size);
+    heap->config.os.unmap(heap->config.os.ctx, arena, map_size);
 }
 
 /* The arena whose payload range holds `address` (a user pointer), or NULL. */

@@ -5,6 +5,7 @@
  * list link only after it is found inside an arena.
  */
 #include "internal.h"
+#include "track.h"
 
 /* ---- walk ------------------------------------------------------------------------------ */
 
@@ -15,17 +16,27 @@ static bool is_readable_chunk(const ta_heap *heap, const ta_chunk *c, const ta_c
            ta_chunk_size(c) <= (size_t)((const char *)fence - (const char *)c);
 }
 
+/* Callbacks are user code: the sanitizers judge them as such, although the lock is held. */
+static int visit_user(TAlloc_walk_fn visit, void *ctx, const TAlloc_arena_info *arena,
+                      const TAlloc_chunk_info *chunk)
+{
+    ta_track_leave();
+    int stop = visit(ctx, arena, chunk);
+    ta_track_enter();
+    return stop;
+}
+
 static int walk_arena(const ta_heap *heap, const ta_arena *arena, TAlloc_walk_fn visit, void *ctx)
 {
     TAlloc_arena_info info = {arena, arena->map_size, TA_ARENA_RESERVED, (int)arena->is_dedicated};
-    int stop = visit(ctx, &info, NULL);
+    int stop = visit_user(visit, ctx, &info, NULL);
     const ta_chunk *fence = ta_arena_fence(arena);
     for (const ta_chunk *c = ta_arena_first_chunk(arena); stop == 0 && c < fence; c = ta_chunk_next(c)) {
         if (!is_readable_chunk(heap, c, fence))
             return -1;
         TAlloc_chunk_info chunk = {c, ta_chunk_payload(c), ta_chunk_size(c) - TA_HEADER_SIZE,
                                    TA_HEADER_SIZE, ta_chunk_is_free(c)};
-        stop = visit(ctx, &info, &chunk);
+        stop = visit_user(visit, ctx, &info, &chunk);
     }
     return stop;
 }
@@ -62,8 +73,11 @@ typedef struct checker {
 static void violation(checker *ck, int invariant, const void *address, const char *detail)
 {
     ck->violation_count++;
-    if (ck->report)
+    if (ck->report) {
+        ta_track_leave();
         ck->report(ck->ctx, invariant, address, detail);
+        ta_track_enter();
+    }
 }
 
 /* I5, first half: follow the free list, verifying each link before using it. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "track.h"
 
 bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
 {
@@ -30,13 +31,17 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
     return pthread_mutex_init(&heap->lock, NULL) == 0;
 }
 
+/* Holding the lock is working on the heap's metadata, which the sanitizers must not blame
+   on the allocator (track.h). */
 void ta_heap_lock(ta_heap *heap)
 {
     pthread_mutex_lock(&heap->lock);
+    ta_track_enter();
 }
 
 void ta_heap_unlock(ta_heap *heap)
 {
+    ta_track_leave();
     pthread_mutex_unlock(&heap->lock);
 }
 
@@ -47,6 +52,11 @@ static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, t
     if (chunk) {
         if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk)) {
             *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, chunk};
+            return NULL;
+        }
+        /* taking the chunk may rewrite its successor's header: verify it first */
+        if (!ta_chunk_is_sealed(heap, ta_chunk_next(chunk))) {
+            *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(chunk)};
             return NULL;
         }
         return chunk;
@@ -114,13 +124,17 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     if (is_aligned)
         chunk = split_leading_gap(heap, chunk, alignment);
     chunk = ta_chunk_take(heap, chunk, chunk_size);
+    void *payload = ta_chunk_payload(chunk);
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     if (is_zeroed) {
+        ta_track_open(payload, usable);
         if (is_fresh)
             zero_fresh(chunk);
         else
-            memset(ta_chunk_payload(chunk), 0, ta_chunk_size(chunk) - TA_HEADER_SIZE);
+            memset(payload, 0, usable);
     }
-    return ta_chunk_payload(chunk);
+    ta_track_alloc(payload, size, usable, is_zeroed);
+    return payload;
 }
 
 /*
@@ -171,18 +185,27 @@ ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
 
 void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
-    if (merged)
-        ta_arena_on_free(heap, merged);
+    if (merged == NULL)
+        return;
+    ta_track_free(ta_chunk_payload(chunk), usable);
+    ta_arena_on_free(heap, merged);
 }
 
-/* Grows `chunk` in place into its free successor `next`; false when that is too small. */
-static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t chunk_size)
+/* Grows `chunk` in place into its free successor `next`; false when that is too small, or
+   (with `fault` set) when the header after `next`, which absorbing it rewrites, is damaged. */
+static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t chunk_size,
+                          ta_fault *fault)
 {
     size_t size = ta_chunk_size(chunk);
     size_t next_size = ta_chunk_size(next);
     if (!ta_chunk_is_free(next) || size + next_size < chunk_size)
         return false;
+    if (!ta_chunk_is_sealed(heap, ta_chunk_next(next))) {
+        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(next)};
+        return false;
+    }
     size_t rest = size + next_size - chunk_size;
     size_t new_size = rest >= TA_MIN_CHUNK_SIZE ? chunk_size : size + next_size;
     heap->stats.free_count--;
@@ -223,17 +246,26 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
         return NULL;
     }
     size_t chunk_size = ta_chunk_size_for(size);
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     if (chunk_size <= ta_chunk_size(chunk)) {
         ta_chunk_shrink(heap, chunk, chunk_size);
+        ta_track_resize(ptr, usable, size);
         ta_count(heap, TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE);
         return ptr;
     }
-    if (grow_in_place(heap, chunk, next, chunk_size))
+    if (grow_in_place(heap, chunk, next, chunk_size, fault)) {
+        ta_track_resize(ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE, size);
         return ptr;
+    }
+    if (fault->error != TALLOC_ERROR_NONE) {
+        errno = EINVAL;
+        return NULL;
+    }
     void *moved = ta_heap_alloc(heap, size, TALLOC_ALIGNMENT, false, fault);
     if (moved == NULL)
         return NULL;
-    memcpy(moved, ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    ta_track_resize(ptr, usable, usable); /* the whole old payload is copied */
+    memcpy(moved, ptr, usable);
     ta_heap_free_chunk(heap, chunk, fault);
     ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
     return moved;

@@ -42,6 +42,8 @@
  * - Changing any bit of size_word means resealing the header (ta_chunk_seal).
  * - Memory fresh from the OS layer is zero, which calloc relies on for chunks it knows come
  *   from an arena mapped during the same call.
+ * - Under AddressSanitizer and Valgrind only the requested bytes of allocated blocks are
+ *   accessible to code outside the allocator; the calls that say so are in track.h.
  *
  * Invariants kept by the code below and verified by check.c:
  *   I1 tiling        chunks tile every arena: sum of chunk sizes = map_size - TA_ARENA_RESERVED
