@@ -1,0 +1,408 @@
+/*
+ * run.c - executes a program on a fresh heap: resolves each op's operands, calls TAlloc,
+ * checks the C contract of the result (TH_API), keeps the model, and runs the full check
+ * after every op. The heap gets an OS layer that can refuse maps on request (fail_maps) and
+ * an error handler that turns any report into a failure unless a hook expects it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void th_config_init(th_config *config)
+{
+    *config = (th_config){
+        .arena_size = 16384,
+        .retained_arena_count = 1,
+        .policy = TALLOC_POLICY_FIRST_FIT,
+        .allowed_ops = 0,
+        .check_every = 1,
+        .max_live_blocks = 256,
+        .max_request = (size_t)4 << 20,
+        .stop_at_failure = true,
+    };
+}
+
+static const char *const invariant_names[] = {
+    "none", "I1 tiling", "I2 headers", "I3 boundary tags", "I4 coalesced", "I5 free index",
+    "I6 accounting", "I7 model", "I8 drained", "API contract", "placement policy",
+    "misuse detection", "crash",
+};
+
+const char *th_invariant_name(int invariant)
+{
+    if (invariant < 0 || invariant > TH_CRASH)
+        return "unknown";
+    return invariant_names[invariant];
+}
+
+/* ---- accessors for hooks ----------------------------------------------------------------- */
+
+TAlloc_heap *th_run_heap(th_run *run) { return run->heap; }
+size_t th_run_live_count(const th_run *run) { return run->live_count; }
+bool th_run_has_failed(const th_run *run) { return run->result->failure.has_failed; }
+void th_run_set_checking(th_run *run, bool is_checking) { run->is_checking = is_checking; }
+void th_run_forget_block(th_run *run, size_t index) { th_model_remove(run, index); }
+
+void *th_run_live_block(const th_run *run, size_t index, size_t *size)
+{
+    if (size)
+        *size = run->live[index].size;
+    return run->live[index].ptr;
+}
+
+void th_run_fail(th_run *run, int invariant, const void *address, const char *fmt, ...)
+{
+    th_failure *f = &run->result->failure;
+    if (f->has_failed)
+        return;
+    *f = (th_failure){true, run->op_index, invariant, address, {0}};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+    va_end(ap);
+}
+
+void th_print_failure(const th_failure *failure, FILE *out)
+{
+    if (!failure->has_failed) {
+        fprintf(out, "ok\n");
+        return;
+    }
+    fprintf(out, "op %zu: %s (invariant %d): %s\n", failure->op_index,
+            th_invariant_name(failure->invariant), failure->invariant, failure->detail);
+}
+
+/* ---- the heap's OS layer and error handler ---------------------------------------------- */
+
+static void *run_map(void *ctx, size_t size)
+{
+    th_run *run = ctx;
+    if (run->maps_to_fail > 0) {
+        run->maps_to_fail--;
+        run->maps_failed_in_op++;
+        run->result->counters.maps_failed++;
+        return NULL;
+    }
+    void *p = TAlloc_os_default()->map(NULL, size);
+    if (p == NULL) {
+        run->maps_failed_in_op++;
+        return NULL;
+    }
+    run->outstanding_maps++;
+    if (run->config->hooks.on_map)
+        run->config->hooks.on_map(run->config->hooks.ctx, p, size);
+    return p;
+}
+
+static void run_unmap(void *ctx, void *address, size_t size)
+{
+    th_run *run = ctx;
+    run->outstanding_maps--;
+    if (run->config->hooks.on_unmap)
+        run->config->hooks.on_unmap(run->config->hooks.ctx, address, size);
+    TAlloc_os_default()->unmap(NULL, address, size);
+}
+
+static void run_error(void *ctx, TAlloc_error error, const void *address)
+{
+    th_run *run = ctx;
+    run->errors_in_op++;
+    run->result->counters.errors_reported[error]++;
+    if (run->config->hooks.on_error)
+        run->config->hooks.on_error(run->config->hooks.ctx, run, error, address);
+    else
+        th_run_fail(run, TH_API, address, "TAlloc reported \"%s\" on a valid program",
+                    TAlloc_error_string(error));
+}
+
+/* ---- executing ops ------------------------------------------------------------------------ */
+
+static bool is_allowed(const th_run *run, th_op_kind kind)
+{
+    uint32_t allowed = run->config->allowed_ops;
+    if (allowed == 0)
+        allowed = ((1u << TH_OP_KIND_COUNT) - 1) & ~(1u << TH_OP_FAIL_MAPS) & ~(1u << TH_OP_DAMAGE);
+    return (allowed >> kind) & 1;
+}
+
+/* A NULL result is legitimate only with ENOMEM when a map was refused or the size cannot be
+   represented, or after TAlloc reported damage during the call (fuzz_misuse: the call then
+   fails without touching the damaged chunk); a non-NULL one only when the size can be. */
+static void check_outcome(th_run *run, const th_op_result *r, size_t size, bool is_einval)
+{
+    bool is_representable = size <= (size_t)PTRDIFF_MAX;
+    if (r->result == NULL && run->errors_in_op > 0)
+        return;
+    if (r->result != NULL) {
+        if (!is_representable || is_einval)
+            th_run_fail(run, TH_API, r->result, "request of %zu bytes (alignment %zu) succeeded",
+                        size, r->alignment);
+        return;
+    }
+    int want = is_einval ? EINVAL : ENOMEM;
+    if (r->error != want)
+        th_run_fail(run, TH_API, NULL, "failed with errno %d, expected %d", r->error, want);
+    else if (!is_einval && is_representable && run->maps_failed_in_op == 0)
+        th_run_fail(run, TH_API, NULL, "request of %zu bytes failed with no map refused", size);
+}
+
+static bool has_room(const th_run *run, size_t size)
+{
+    return run->live_count < run->config->max_live_blocks &&
+           (size <= run->config->max_request || size > (size_t)PTRDIFF_MAX);
+}
+
+static void adopt(th_run *run, th_op_result *r, size_t size, size_t alignment)
+{
+    if (r->result == NULL)
+        return;
+    th_model_add(run, r->result, size, alignment < 16 ? 16 : alignment);
+    th_model_fill(run, &run->live[run->live_count - 1]);
+}
+
+static void do_calloc(th_run *run, const th_op *op, th_op_result *r, size_t elem)
+{
+    size_t total;
+    bool is_overflow = __builtin_mul_overflow((size_t)op->count, elem, &total);
+    r->request_size = is_overflow ? SIZE_MAX : total;
+    if (!has_room(run, r->request_size))
+        return;
+    r->is_executed = true;
+    errno = 0;
+    r->result = TAlloc_heap_calloc(run->heap, op->count, elem);
+    r->error = errno;
+    check_outcome(run, r, r->request_size, false);
+    if (r->result == NULL)
+        return;
+    const unsigned char *p = r->result;
+    size_t limit = total < 65536 ? total : 65536;
+    for (size_t i = 0; i < limit; i++)
+        if (p[i] != 0) {
+            th_run_fail(run, TH_API, p + i, "calloc memory not zero at byte %zu", i);
+            break;
+        }
+    adopt(run, r, total, 16);
+}
+
+static void do_aligned(th_run *run, const th_op *op, th_op_result *r, size_t size)
+{
+    size_t a = th_alignment(op->align);
+    r->alignment = a;
+    if (!has_room(run, size))
+        return;
+    r->is_executed = true;
+    bool is_pow2 = a != 0 && (a & (a - 1)) == 0;
+    if (op->kind == TH_OP_ALIGNED_ALLOC) {
+        errno = 0;
+        r->result = TAlloc_heap_aligned_alloc(run->heap, a, size);
+        r->error = errno;
+        check_outcome(run, r, size, !is_pow2);
+    } else {
+        void *sentinel = (void *)&run->live;
+        void *out = sentinel;
+        r->error = TAlloc_heap_posix_memalign(run->heap, &out, a, size);
+        r->result = r->error == 0 ? out : NULL;
+        if (r->error != 0 && out != sentinel)
+            th_run_fail(run, TH_API, out, "posix_memalign changed *out on failure");
+        check_outcome(run, r, size, !is_pow2 || a % sizeof(void *) != 0);
+    }
+    if (r->result && a > 1 && ((uintptr_t)r->result & (a - 1)) != 0)
+        th_run_fail(run, TH_API, r->result, "pointer not aligned to %zu", a);
+    adopt(run, r, size, a);
+}
+
+static void do_realloc(th_run *run, size_t index, th_op_result *r, size_t size)
+{
+    th_block *b = &run->live[index];
+    if (size > run->config->max_request && size <= (size_t)PTRDIFF_MAX)
+        return;
+    r->is_executed = true;
+    if (!th_model_verify(run, b, SIZE_MAX, "before realloc"))
+        return;
+    errno = 0;
+    r->result = TAlloc_heap_realloc(run->heap, b->ptr, size);
+    r->error = errno;
+    if (size == 0) {
+        if (r->result != NULL)
+            th_run_fail(run, TH_API, r->result, "realloc to 0 returned a pointer");
+        th_model_remove(run, index);
+        return;
+    }
+    check_outcome(run, r, size, false);
+    if (r->result == NULL) {
+        th_model_verify(run, b, SIZE_MAX, "old block after failed realloc");
+        return;
+    }
+    size_t old_size = b->size;
+    b->ptr = r->result;
+    if (th_model_verify(run, b, old_size < size ? old_size : size, "prefix after realloc")) {
+        b->size = size;
+        b->alignment = 16;
+        b->op_index = run->op_index;
+        th_model_fill(run, b);
+    }
+}
+
+static void do_block_op(th_run *run, const th_op *op, th_op_result *r)
+{
+    if (run->live_count == 0)
+        return;
+    size_t index = op->block % run->live_count;
+    th_block *b = &run->live[index];
+    r->block = b->ptr;
+    r->block_size = b->size;
+    if (op->kind == TH_OP_REALLOC) {
+        r->request_size = th_size_value(op->size, run->config->arena_size);
+        do_realloc(run, index, r, r->request_size);
+        return;
+    }
+    r->is_executed = true;
+    switch (op->kind) {
+    case TH_OP_FREE:
+        if (th_model_verify(run, b, SIZE_MAX, "before free")) {
+            TAlloc_heap_free(run->heap, b->ptr);
+            th_model_remove(run, index);
+        }
+        break;
+    case TH_OP_USABLE_SIZE: {
+        size_t usable = TAlloc_heap_usable_size(run->heap, b->ptr);
+        if (usable < b->size)
+            th_run_fail(run, TH_API, b->ptr, "usable size %zu below requested %zu", usable, b->size);
+        break;
+    }
+    case TH_OP_WRITE: th_model_fill(run, b); break;
+    default: th_model_verify(run, b, SIZE_MAX, "verify"); break;
+    }
+}
+
+static void execute(th_run *run, const th_op *op, th_op_result *r)
+{
+    size_t size = th_size_value(op->size, run->config->arena_size);
+    r->request_size = size;
+    switch (op->kind) {
+    case TH_OP_MALLOC:
+        if (!has_room(run, size))
+            return;
+        r->is_executed = true;
+        errno = 0;
+        r->result = TAlloc_heap_malloc(run->heap, size);
+        r->error = errno;
+        check_outcome(run, r, size, false);
+        adopt(run, r, size, 16);
+        break;
+    case TH_OP_CALLOC: do_calloc(run, op, r, size); break;
+    case TH_OP_ALIGNED_ALLOC:
+    case TH_OP_POSIX_MEMALIGN: do_aligned(run, op, r, size); break;
+    case TH_OP_FAIL_MAPS:
+        r->is_executed = true;
+        run->maps_to_fail = op->count % 8u;
+        break;
+    case TH_OP_DAMAGE:
+        if (run->config->hooks.damage)
+            run->config->hooks.damage(run->config->hooks.ctx, run, run->op_index, op, r);
+        break;
+    default: do_block_op(run, op, r); break;
+    }
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+static char *heap_text(th_run *run)
+{
+    char *text = NULL;
+    size_t length = 0;
+    FILE *f = open_memstream(&text, &length);
+    if (f == NULL)
+        return NULL;
+    TAlloc_heap_debug_print(run->heap, f);
+    fclose(f);
+    return text;
+}
+
+static bool create_heap(th_run *run)
+{
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.arena_size = run->config->arena_size;
+    config.retained_arena_count = run->config->retained_arena_count;
+    config.policy = run->config->policy;
+    config.os = (TAlloc_os){run_map, run_unmap, run};
+    config.error_handler = run_error;
+    config.error_ctx = run;
+    run->heap = TAlloc_heap_create(&config);
+    if (run->heap == NULL)
+        th_run_fail(run, TH_API, NULL, "heap creation failed");
+    return run->heap != NULL;
+}
+
+static void run_op(th_run *run, const th_program *program, size_t i)
+{
+    const th_op *op = &program->ops[i];
+    th_op_result r = {0};
+    char *before = run->config->capture_heap ? heap_text(run) : NULL;
+    run->op_index = i;
+    run->maps_failed_in_op = 0;
+    run->errors_in_op = 0;
+    if (run->config->progress)
+        *run->config->progress = i;
+    if (is_allowed(run, (th_op_kind)op->kind))
+        execute(run, op, &r);
+    r.maps_failed = run->maps_failed_in_op;
+    if (r.is_executed)
+        run->result->counters.executed[op->kind]++;
+    if (run->config->hooks.after_op)
+        run->config->hooks.after_op(run->config->hooks.ctx, run, i, op, &r);
+    size_t every = run->config->check_every;
+    if (!th_run_has_failed(run) && run->is_checking && every && (i + 1) % every == 0)
+        th_run_check(run, i);
+    if (th_run_has_failed(run) && run->result->heap_before == NULL && before) {
+        run->result->heap_before = before;
+        run->result->heap_after = heap_text(run);
+        before = NULL;
+    }
+    free(before);
+}
+
+bool th_run_program(const th_program *program, const th_config *config, th_result *result)
+{
+    *result = (th_result){0};
+    th_run run = {.config = config, .result = result, .is_checking = true};
+    for (size_t i = 0; i < program->count; i++)
+        result->counters.decoded[program->ops[i].kind % TH_OP_KIND_COUNT]++;
+    if (create_heap(&run)) {
+        for (size_t i = 0; i < program->count; i++) {
+            run_op(&run, program, i);
+            if (th_run_has_failed(&run) && config->stop_at_failure)
+                break;
+        }
+        run.op_index = program->count;
+        if (!th_run_has_failed(&run) || !config->stop_at_failure)
+            th_check_drained(&run);
+    }
+    free(run.live);
+    return !result->failure.has_failed;
+}
+
+void th_result_free(th_result *result)
+{
+    free(result->heap_before);
+    free(result->heap_after);
+    result->heap_before = result->heap_after = NULL;
+}
+
+void th_counters_add(th_counters *into, const th_counters *from)
+{
+    for (int k = 0; k < TH_OP_KIND_COUNT; k++) {
+        into->decoded[k] += from->decoded[k];
+        into->executed[k] += from->executed[k];
+    }
+    for (int e = 0; e < TALLOC_EVENT_COUNT; e++)
+        into->events[e] += from->events[e];
+    for (int e = 0; e < TALLOC_ERROR_COUNT; e++)
+        into->errors_reported[e] += from->errors_reported[e];
+    into->maps_failed += from->maps_failed;
+    into->checks += from->checks;
+}
