@@ -143,6 +143,21 @@ static size_t usable_of(const ta_chunk *c)
     return ta_chunk_size(c) - TA_HEADER_SIZE;
 }
 
+/* Makes every arena of the heap accessible to the test itself, which reads and damages
+   headers, links and footers that TAlloc keeps inaccessible in sanitizer builds. */
+static int expose_arena(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+{
+    (void)ctx;
+    if (chunk == NULL)
+        test_unpoison(arena->address, arena->size);
+    return 0;
+}
+
+static void expose_arenas(TAlloc_heap *heap)
+{
+    TAlloc_heap_walk(heap, expose_arena, NULL);
+}
+
 /* Sets a chunk's size word and reseals it, so the header itself stays valid. */
 static void forge(TAlloc_heap *heap, ta_chunk *c, uint64_t size_word)
 {
@@ -176,6 +191,7 @@ static void case_i2_check_value(void)
     void *b = xmalloc(heap, 64);
     void *c = xmalloc(heap, 64);
     expect_clean(heap, "I2 check value: before");
+    expose_arenas(heap);
     ta_chunk *bc = chunk_of(b);
     bc->check ^= (uint64_t)1 << 17;
     expect_violation(heap, TALLOC_I2_HEADERS, bc, "I2: a bit of an allocated chunk's check value");
@@ -195,6 +211,7 @@ static void case_i2_bad_size(void)
     void *b = xmalloc(heap, 64);
     void *c = xmalloc(heap, 64);
     expect_clean(heap, "I2 size: before");
+    expose_arenas(heap);
     ta_chunk *bc = chunk_of(b);
     uint64_t word = bc->size_word;
 
@@ -242,6 +259,7 @@ static void case_i1_tiling(void)
     EXPECT(tail == last.info.payload, "malloc(%zu) should take the free tail exactly: %p vs %p",
            last.info.size, tail, last.info.payload);
     expect_clean(heap, "I1: before (arena full)");
+    expose_arenas(heap);
 
     /* the last chunk grows by 16 bytes: it runs over the fence and off the arena */
     ta_chunk *tc = chunk_of(tail);
@@ -277,6 +295,7 @@ static void case_i3_boundary_tags(void)
     void *d = xmalloc(heap, 64);
     TAlloc_heap_free(heap, b); /* b: a free chunk between allocated a and c */
     expect_clean(heap, "I3: before");
+    expose_arenas(heap);
     ta_chunk *bc = chunk_of(b);
     ta_chunk *cc = chunk_of(c);
     ta_chunk *dc = chunk_of(d);
@@ -321,6 +340,7 @@ static void case_i4_coalesced(void)
     void *c = xmalloc(heap, 64);
     TAlloc_heap_free(heap, a);
     expect_clean(heap, "I4: before");
+    expose_arenas(heap);
 
     /* b becomes free by hand, consistently in every respect but one: its predecessor a is
        free too, so the two should have merged */
@@ -366,6 +386,7 @@ static void case_i5_free_index(void)
     void *c = xmalloc(heap, 64);
     TAlloc_heap_free(heap, b); /* free list: b, then the free tail */
     expect_clean(heap, "I5: before");
+    expose_arenas(heap);
     ta_chunk *bc = chunk_of(b);
     EXPECT(heap->free_head == bc && bc->next_free != NULL,
            "I5: b should head the free list, followed by the tail");

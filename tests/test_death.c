@@ -163,6 +163,7 @@ static void child_damage(void *varg)
 {
     death_arg *arg = varg;
     child_begin();
+    test_unpoison((unsigned char *)arg->ptr + arg->damage_at, 1);
     ((unsigned char *)arg->ptr)[arg->damage_at] ^= arg->damage_mask;
     h_op(arg->heap, arg->op, arg->ptr);
 }
@@ -173,6 +174,7 @@ static void child_overflow(void *varg)
 {
     death_arg *arg = varg;
     child_begin();
+    test_unpoison(arg->blocks[0], 48);
     memset(arg->blocks[0], 'A', 48);
     h_op(arg->heap, arg->op, arg->ptr);
 }
@@ -711,10 +713,12 @@ static void handler_suite(void)
         unsigned char *p = TAlloc_heap_malloc(heap, 64);
         void *guard = TAlloc_heap_malloc(heap, 64);
         for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+            test_unpoison(p + flips[i].at, 1);
             p[flips[i].at] ^= flips[i].mask;
             expect_check_finds(heap, flips[i].what);
             expect_handled_all(heap, &rec, p, TALLOC_ERROR_CORRUPTED_HEADER,
                                TALLOC_ERROR_CORRUPTED_HEADER, flips[i].what);
+            test_unpoison(p + flips[i].at, 1);
             p[flips[i].at] ^= flips[i].mask;
             EXPECT_HEAP_OK(heap, flips[i].what);
         }
@@ -731,6 +735,7 @@ static void handler_suite(void)
         if (EXPECT(b == a + 48, "malloc(24) twice should give adjacent blocks: %p %p", (void *)a,
                    (void *)b)) {
             unsigned char saved[16];
+            test_unpoison(a, 48);
             memcpy(saved, a + 32, sizeof saved);
             memset(a, 'A', 48);
             expect_check_finds(heap, "overflow into the next header");

@@ -134,6 +134,7 @@ static void test_damaged_header_is_noted(void)
     unsigned char *a = TAlloc_heap_malloc(heap, 64);
     unsigned char *b = TAlloc_heap_malloc(heap, 64);
     volatile unsigned char *check_byte = b - 8; /* volatile: the damage must really happen */
+    test_unpoison(check_byte, 1);
     *check_byte ^= 0x40;                        /* one bit of b's check value */
     char buf[4096];
     print_to_string(heap, buf, sizeof buf);

@@ -4,7 +4,8 @@
  * EXPECT(cond, ...) records a failure with a printf-style message and goes on; a test program
  * ends with `return test_summary("name");`, which prints "N passed, N failed" and returns the
  * exit status for ctest. expect_death() runs a function in a forked child and asserts the
- * signal it dies of and the exact text it wrote to stderr. Asserts here never depend on NDEBUG.
+ * signal it dies of and the exact text it wrote to stderr. test_unpoison() lets a test damage
+ * TAlloc's metadata on purpose in sanitizer builds. Asserts here never depend on NDEBUG.
  */
 #ifndef TALLOC_TESTUTIL_H
 #define TALLOC_TESTUTIL_H
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,24 @@
 #include <unistd.h>
 
 #include "talloc.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_HAVE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TEST_HAVE_ASAN)
+#define TEST_HAVE_ASAN 1
+#endif
+#if defined(TEST_HAVE_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define TEST_HAVE_MEMCHECK_H 1
+#endif
+#endif
 
 static int test_pass_count;
 static int test_fail_count;
@@ -73,6 +93,28 @@ static inline void test_violation_cb(void *ctx, int invariant, const void *addre
         size_t n_ = TAlloc_heap_check((heap), test_violation_cb, &tv_);                      \
         EXPECT(n_ == 0 && tv_.count == 0, "%s: %zu violations:%s", (what), n_, tv_.text);    \
     } while (0)
+
+/*
+ * Lets the test itself touch n bytes TAlloc keeps inaccessible to AddressSanitizer and
+ * Valgrind (headers, free-chunk fields, bytes past a block: allocator/src/track.h), so that
+ * damage done on purpose reaches the allocator instead of being reported as the test's bug.
+ * The range is widened to 16-byte boundaries, the unit of TAlloc's layout: memcheck gives a
+ * word that is only partly accessible undefined bytes when the allocator loads it. Compiles
+ * to nothing in builds without either sanitizer.
+ */
+static inline void test_unpoison(const volatile void *addr, size_t n)
+{
+    uintptr_t from = (uintptr_t)addr & ~(uintptr_t)15;
+    uintptr_t to = ((uintptr_t)addr + n + 15) & ~(uintptr_t)15;
+#if defined(TEST_HAVE_ASAN)
+    __asan_unpoison_memory_region((const void *)from, to - from);
+#endif
+#if defined(TEST_HAVE_MEMCHECK_H)
+    (void)VALGRIND_MAKE_MEM_DEFINED(from, to - from);
+#endif
+    (void)from;
+    (void)to;
+}
 
 /*
  * Runs fn(arg) in a child process with stderr captured. Returns 1 when the child was killed

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: builds every configuration with warnings as errors and runs ctest in
-# each. release = gcc -O2, clang = clang -O2, dev = gcc ASan+UBSan, tsan = clang TSan.
-# Usage: tools/run-tests.sh [preset...]   (default: all four)
+# each. release = gcc -O2, clang = clang -O2, dev = gcc ASan+UBSan, tsan = clang TSan,
+# fuzz = the libFuzzer targets (clang, ASan+UBSan) replaying the corpus.
+# Usage: tools/run-tests.sh [preset...]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 presets=("$@")
-((${#presets[@]})) || presets=(release clang dev tsan)
+((${#presets[@]})) || presets=(release clang dev tsan fuzz)
 results=()
 status=0
 for preset in "${presets[@]}"; do
