@@ -293,10 +293,21 @@ static void print_stats(void)
 
 /* ---- reports and calls that may get one --------------------------------------------------- */
 
+/* The line TAlloc writes when no handler is installed names the error and the address. */
+static void check_report_line(th_run *run, TAlloc_error error, const void *address)
+{
+    char line[128], want[128];
+    TAlloc_error_format(line, sizeof line, error, address);
+    snprintf(want, sizeof want, "talloc: %s %p\n", TAlloc_error_string(error), address);
+    if (strcmp(line, want) != 0)
+        th_run_fail(run, TH_API, address, "report line \"%s\" differs from \"%s\"", line, want);
+}
+
 static void on_error(void *ctx, th_run *run, TAlloc_error error, const void *address)
 {
     misuse *m = ctx;
     pending_damage *d = &m->damage;
+    check_report_line(run, error, address);
     m->report_count++;
     m->error = error;
     m->address = address;

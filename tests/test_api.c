@@ -1220,6 +1220,21 @@ static void test_event_names(void)
 }
 
 /* Function: TAlloc_error_string gives distinct non-empty strings; DOUBLE_FREE is "double free". */
+/* TAlloc_error_format writes the exact report line, NUL-terminated, cut to fit. */
+static void test_error_format(void)
+{
+    char line[128], want[128];
+    void *p = (void *)0x7f0012345670;
+    size_t n = TAlloc_error_format(line, sizeof line, TALLOC_ERROR_DOUBLE_FREE, p);
+    snprintf(want, sizeof want, "talloc: double free %p\n", p);
+    EXPECT(strcmp(line, want) == 0 && n == strlen(want), "report line \"%s\"", line);
+    TAlloc_error_format(line, sizeof line, TALLOC_ERROR_FOREIGN_POINTER, NULL);
+    EXPECT(strcmp(line, "talloc: foreign pointer (nil)\n") == 0, "NULL prints as (nil): \"%s\"", line);
+    n = TAlloc_error_format(line, 12, TALLOC_ERROR_DOUBLE_FREE, p);
+    EXPECT(n == 11 && strcmp(line, "talloc: dou") == 0, "cut to fit: \"%s\"", line);
+    EXPECT(TAlloc_error_format(line, 0, TALLOC_ERROR_DOUBLE_FREE, p) == 0, "capacity 0 writes nothing");
+}
+
 static void test_error_strings(void)
 {
     size_t bad = 0;
@@ -1613,6 +1628,7 @@ int main(void)
     test_walk_stops();
     test_event_names();
     test_error_strings();
+    test_error_format();
     test_heap_debug_print();
 
     /* placement policies and volume */

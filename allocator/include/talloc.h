@@ -92,6 +92,10 @@ typedef enum TAlloc_error {
 
 /* The short text of an error, as it appears in the "talloc: <what> <address>" line. */
 TALLOC_API const char *TAlloc_error_string(TAlloc_error error);
+/* Writes the report line "talloc: <what> <address>\n" (address as printf's %p prints it) into
+   `buf`, NUL-terminated and cut to fit; returns its length. Allocates nothing. */
+TALLOC_API size_t TAlloc_error_format(char *buf, size_t capacity, TAlloc_error error,
+                                      const void *address);
 
 /*
  * Called instead of writing the report line and aborting. Runs without the heap's lock held,

@@ -51,6 +51,20 @@ static size_t append_address(char *buf, size_t used, size_t cap, const void *add
     return used;
 }
 
+size_t TAlloc_error_format(char *buf, size_t capacity, TAlloc_error error, const void *address)
+{
+    if (capacity == 0)
+        return 0;
+    size_t cap = capacity - 1;
+    size_t used = append(buf, 0, cap, "talloc: ");
+    used = append(buf, used, cap, TAlloc_error_string(error));
+    used = append(buf, used, cap, " ");
+    used = append_address(buf, used, cap, address);
+    used = append(buf, used, cap, "\n");
+    buf[used] = 0;
+    return used;
+}
+
 void ta_report(const ta_heap *heap, const ta_fault *fault)
 {
     if (heap->config.error_handler) {
@@ -58,11 +72,7 @@ void ta_report(const ta_heap *heap, const ta_fault *fault)
         return;
     }
     char line[128];
-    size_t used = append(line, 0, sizeof line - 1, "talloc: ");
-    used = append(line, used, sizeof line - 1, TAlloc_error_string(fault->error));
-    used = append(line, used, sizeof line - 1, " ");
-    used = append_address(line, used, sizeof line - 1, fault->address);
-    line[used++] = '\n';
+    size_t used = TAlloc_error_format(line, sizeof line, fault->error, fault->address);
     ssize_t ignored = write(2, line, used);
     (void)ignored;
     abort();
