@@ -623,6 +623,10 @@ static void damage_header(misuse *m, th_run *run, size_t op_index, damage_kind k
     stats[d->row].injected++;
     memcpy(d->damaged, bytes, HEADER_SIZE);
     write_owned(d->header, bytes, HEADER_SIZE);
+    /* the checker, too, must see every damaged header */
+    if (TAlloc_heap_check(th_run_heap(run), NULL, NULL) == 0)
+        th_run_fail(run, TH_DETECTION, d->header, "%s of block %p: TAlloc_heap_check found nothing",
+                    damage_names[kind], (void *)block);
     if (is_deferred)
         return; /* after_op takes it from here */
     unsigned char *target = block;

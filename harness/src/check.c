@@ -14,11 +14,21 @@ static void on_violation(void *ctx, int invariant, const void *address, const ch
 }
 
 typedef struct chunk_list {
-    const TAlloc_chunk_info *items;
     TAlloc_chunk_info *data;
     size_t count;
     size_t capacity;
 } chunk_list;
+
+static void *grow(void *data, size_t *capacity, size_t needed, size_t item_size)
+{
+    if (needed <= *capacity)
+        return data;
+    *capacity = needed < 256 ? 256 : 2 * needed;
+    data = realloc(data, *capacity * item_size);
+    if (data == NULL)
+        abort();
+    return data;
+}
 
 static int collect_allocated(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
 {
@@ -26,12 +36,7 @@ static int collect_allocated(void *ctx, const TAlloc_arena_info *arena, const TA
     chunk_list *list = ctx;
     if (chunk == NULL || chunk->is_free)
         return 0;
-    if (list->count == list->capacity) {
-        list->capacity = list->capacity ? 2 * list->capacity : 256;
-        list->data = realloc(list->data, list->capacity * sizeof *list->data);
-        if (list->data == NULL)
-            abort();
-    }
+    list->data = grow(list->data, &list->capacity, list->count + 1, sizeof *list->data);
     list->data[list->count++] = *chunk;
     return 0;
 }
@@ -73,13 +78,15 @@ static bool check_block(th_run *run, const th_block *b, const TAlloc_chunk_info 
 /* Every allocated chunk is exactly one live block and every live block one allocated chunk. */
 static void check_model(th_run *run)
 {
-    chunk_list chunks = {0};
+    chunk_list chunks = {run->scratch_chunks, 0, run->scratch_chunk_capacity};
     TAlloc_heap_walk(run->heap, collect_allocated, &chunks);
+    run->scratch_chunks = chunks.data;
+    run->scratch_chunk_capacity = chunks.capacity;
     if (chunks.count > 1)
         qsort(chunks.data, chunks.count, sizeof *chunks.data, by_payload);
-    th_block **blocks = malloc((run->live_count + 1) * sizeof *blocks);
-    if (blocks == NULL)
-        abort();
+    run->scratch_blocks = grow(run->scratch_blocks, &run->scratch_block_capacity,
+                               run->live_count + 1, sizeof *run->scratch_blocks);
+    th_block **blocks = run->scratch_blocks;
     for (size_t i = 0; i < run->live_count; i++)
         blocks[i] = &run->live[i];
     if (run->live_count > 1)
@@ -99,8 +106,6 @@ static void check_model(th_run *run)
                         chunks.data[j].size);
         }
     }
-    free(blocks);
-    free(chunks.data);
 }
 
 bool th_run_check(th_run *run, size_t op_index)

@@ -32,6 +32,11 @@ struct th_run {
     size_t errors_in_op;       /* misuse/corruption reports during the current op */
     size_t outstanding_maps;   /* maps not yet unmapped */
     TAlloc_os os;
+    /* scratch space of the per-op model check, kept between checks */
+    TAlloc_chunk_info *scratch_chunks;
+    size_t scratch_chunk_capacity;
+    th_block **scratch_blocks;
+    size_t scratch_block_capacity;
 };
 
 /* model.c */

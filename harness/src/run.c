@@ -383,6 +383,8 @@ bool th_run_program(const th_program *program, const th_config *config, th_resul
             th_check_drained(&run);
     }
     free(run.live);
+    free(run.scratch_chunks);
+    free(run.scratch_blocks);
     return !result->failure.has_failed;
 }
 
