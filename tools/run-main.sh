@@ -51,7 +51,7 @@ for target in "${targets[@]}"; do
     seeds=()
     [[ -d corpus/$target ]] && seeds+=("corpus/$target")
     set +e
-    build/fuzz/fuzz/"$target" -max_total_time="$budget" -print_final_stats=1 -timeout=10 \
+    build/fuzz/fuzz/"$target" -max_total_time="$budget" -print_final_stats=1 \
         -artifact_prefix="$dir/crashes/" "${opts[@]}" "$dir/corpus" "${seeds[@]}" \
         >"$dir/log" 2>&1
     set -e

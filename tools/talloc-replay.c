@@ -202,7 +202,7 @@ static int replay_file(const char *path, const fuzz_target *target, bool is_verb
     outcome o;
     bool ok = run_isolated(&program, target, false, &o);
     if (o.signal) {
-        char line[128] = "?";
+        char line[128] = "(the final drain)";
         if (o.progress < program.count)
             th_format_op(&program.ops[o.progress], line, sizeof line);
         printf("crash: signal %d (%s) during op %zu: %s\n", o.signal, strsignal(o.signal),

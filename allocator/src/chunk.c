@@ -7,32 +7,9 @@
  */
 #include "internal.h"
 
-uint64_t ta_chunk_check_value(uint64_t secret, const void *address, uint64_t size_word)
-{
-    uint64_t h = ((uint64_t)(uintptr_t)address ^ secret) * 0x9E3779B97F4A7C15u;
-    h ^= size_word * 0xC2B2AE3D27D4EB4Fu;
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDu;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53u;
-    return h ^ (h >> 33);
-}
-
 void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk)
 {
     chunk->check = ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
-}
-
-bool ta_chunk_is_sealed(const ta_heap *heap, const ta_chunk *chunk)
-{
-    return chunk->check == ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
-}
-
-/* Sealed, no unknown flag bits, at least a minimum chunk: the header may be trusted. */
-bool ta_chunk_is_valid(const ta_heap *heap, const ta_chunk *chunk)
-{
-    return ta_chunk_is_sealed(heap, chunk) && (chunk->size_word & TA_FLAG_MASK & ~TA_KNOWN_FLAGS) == 0 &&
-           ta_chunk_size(chunk) >= TA_MIN_CHUNK_SIZE;
 }
 
 /* Invalidates a header that a merge has swallowed, so a stale pointer to it is recognised

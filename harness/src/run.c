@@ -163,6 +163,22 @@ static void adopt(th_run *run, th_op_result *r, size_t size, size_t alignment)
     th_model_fill(run, &run->live[run->live_count - 1]);
 }
 
+/* The index of the first nonzero byte among `n`, or SIZE_MAX; memcmp keeps it fast in
+   instrumented builds. */
+static size_t first_nonzero(const unsigned char *p, size_t n)
+{
+    static const unsigned char zeros[4096];
+    for (size_t i = 0; i < n; i += sizeof zeros) {
+        size_t chunk = n - i < sizeof zeros ? n - i : sizeof zeros;
+        if (memcmp(p + i, zeros, chunk) != 0) {
+            while (p[i] == 0)
+                i++;
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
 static void do_calloc(th_run *run, const th_op *op, th_op_result *r, size_t elem)
 {
     size_t total;
@@ -177,13 +193,9 @@ static void do_calloc(th_run *run, const th_op *op, th_op_result *r, size_t elem
     check_outcome(run, r, r->request_size, false);
     if (r->result == NULL)
         return;
-    const unsigned char *p = r->result;
-    size_t limit = total < 65536 ? total : 65536;
-    for (size_t i = 0; i < limit; i++)
-        if (p[i] != 0) {
-            th_run_fail(run, TH_API, p + i, "calloc memory not zero at byte %zu", i);
-            break;
-        }
+    size_t nonzero = first_nonzero(r->result, total < 65536 ? total : 65536);
+    if (nonzero != SIZE_MAX)
+        th_run_fail(run, TH_API, (char *)r->result + nonzero, "calloc memory not zero at byte %zu", nonzero);
     adopt(run, r, total, 16);
 }
 
@@ -379,6 +391,8 @@ bool th_run_program(const th_program *program, const th_config *config, th_resul
                 break;
         }
         run.op_index = program->count;
+        if (config->progress)
+            *config->progress = program->count;
         if (!th_run_has_failed(&run) || !config->stop_at_failure)
             th_check_drained(&run);
     }
