@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The main job: builds the libFuzzer targets (clang, ASan+UBSan) and talloc-replay, runs
-# every target for a time budget on one core each, fuzzing into a working corpus under
-# build/fuzz-work/<target>/ seeded from corpus/<target>/, and ends with a table per target:
-# runs, exec/s, edges covered, new inputs, crashes. A crash leaves its input in
+# The main job: builds the libFuzzer targets (clang, ASan+UBSan), talloc-replay and
+# talloc-stress, runs every target for a time budget on one core each, fuzzing into a working
+# corpus under build/fuzz-work/<target>/ seeded from corpus/<target>/, then a short stress run
+# of every profile on two threads, and ends with a table per target (runs, exec/s, edges
+# covered, new inputs, crashes) and the stress summary. A crash leaves its input in
 # build/fuzz-work/<target>/crashes/ and the table is followed by the command reproducing it.
 #
 # Usage: tools/run-main.sh [target...]        (default: every target)
 # Environment: TALLOC_FUZZ_SECONDS   seconds per target (default 60)
+#              TALLOC_STRESS_SECONDS seconds of stress (default 30; 0 skips it)
 #              TALLOC_FUZZ_WORK      working directory (default build/fuzz-work)
-# Exit status: 0 when no target crashed, 1 otherwise.
+# Exit status: 0 when no target crashed and the stress run passed, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -19,7 +21,7 @@ echo "=== building the fuzz targets (preset fuzz) and talloc-replay (preset rele
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 cmake --preset release >/dev/null
-cmake --build --preset release --target talloc-replay
+cmake --build --preset release --target talloc-replay talloc-stress
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then
@@ -66,6 +68,17 @@ for target in "${targets[@]}"; do
         "${edges:-?}" "${new:-?}" "$crashes")")
 done
 
+stress_seconds=${TALLOC_STRESS_SECONDS:-30}
+stress_status=0
+if ((stress_seconds > 0)); then
+    echo "=== stress: every profile, 2 threads, ${stress_seconds}s ==="
+    set +e
+    build/release/stress/talloc-stress --duration "${stress_seconds}s" --threads 2 --quiet \
+        --report "$work/stress-report.json" --repro-dir "$work" >"$work/stress.log" 2>&1
+    stress_status=$?
+    set -e
+fi
+
 echo
 echo "=== summary: ${budget}s per target ==="
 printf '%-18s %10s %8s %7s %6s %8s\n' target runs exec/s edges new crashes
@@ -77,4 +90,10 @@ if ((crashed)); then
         echo "  build/release/tools/talloc-replay $f"
     done
 fi
+if ((stress_seconds > 0)); then
+    echo
+    echo "=== stress summary (build/release/stress/talloc-stress; report in $work/stress-report.json) ==="
+    cat "$work/stress.log"
+fi
+((stress_status == 0)) || crashed=1
 exit $crashed
