@@ -36,7 +36,7 @@ static void usage(FILE *out)
         "                     fragment, or all (default: all, rotating every 50000 ops)\n"
         "  --max-live BYTES   ceiling of live requested bytes, K/M/G suffixes (default 64M)\n"
         "  --check-every N    full heap check every N ops per thread (default 100000; 0 off)\n"
-        "  --rotate-every N   ops per thread before it switches profile (default 50000)\n"
+        "  --rotate-every N   ops per thread per profile turn (default 50000; large: 1/200)\n"
         "  --allocator A      talloc (default) or system (glibc; model checks only)\n"
         "  --report FILE      write the summary as JSON\n"
         "  --timeline FILE    write one CSV row per 2 s interval\n"

@@ -294,9 +294,11 @@ void stress_progress_tick(uint64_t elapsed_ms, bool is_final)
         TAlloc_get_stats(&st);
         arenas = st.arena_count;
     }
-    if (timeline != NULL)
+    if (timeline != NULL) { /* flushed per row: a crash keeps the timeline up to it */
         fprintf(timeline, "%.1f,%llu,%.0f,%zu,%zu,%zu\n", (double)elapsed_ms / 1000.0,
                 (unsigned long long)ops, rate, live, rss, arenas);
+        fflush(timeline);
+    }
     if (g.opt.is_quiet)
         return;
     bool is_tty = isatty(STDOUT_FILENO);

@@ -534,13 +534,36 @@ static int step_fragment(stress_thread *t)
 }
 
 typedef int (*step_fn)(stress_thread *);
-static const struct { const char *name; step_fn step; } profiles[P_COUNT] = {
-    [P_SMALL] = {"small", step_small},       [P_MIXED] = {"mixed", step_mixed},
-    [P_LARGE] = {"large", step_large},       [P_REALLOC] = {"realloc", step_realloc},
-    [P_ALIGNED] = {"aligned", step_aligned}, [P_CALLOC] = {"calloc", step_calloc},
-    [P_PHASES] = {"phases", step_phases},    [P_CROSS] = {"cross-thread", step_cross},
-    [P_FRAGMENT] = {"fragment", step_fragment},
+/* `share` divides --rotate-every for that profile: an op of `large` fills and verifies
+   megabytes, so it gets 1/200 of the ops of the others and about the same time. */
+static const struct { const char *name; step_fn step; uint64_t share; } profiles[P_COUNT] = {
+    [P_SMALL] = {"small", step_small, 1},       [P_MIXED] = {"mixed", step_mixed, 1},
+    [P_LARGE] = {"large", step_large, 200},     [P_REALLOC] = {"realloc", step_realloc, 1},
+    [P_ALIGNED] = {"aligned", step_aligned, 1}, [P_CALLOC] = {"calloc", step_calloc, 1},
+    [P_PHASES] = {"phases", step_phases, 1},    [P_CROSS] = {"cross-thread", step_cross, 1},
+    [P_FRAGMENT] = {"fragment", step_fragment, 1},
 };
+
+static uint64_t turn_length(int profile)
+{
+    uint64_t ops = g.opt.rotate_every / profiles[profile].share;
+    return ops ? ops : 1;
+}
+
+/* The profile for op `op_index`: the profiles take turns of turn_length() ops each. */
+static int profile_at(uint64_t op_index)
+{
+    uint64_t cycle = 0;
+    for (int i = 0; i < g.opt.profile_count; i++)
+        cycle += turn_length(g.opt.profiles[i]);
+    uint64_t at = op_index % cycle;
+    for (int i = 0;; i++) {
+        uint64_t length = turn_length(g.opt.profiles[i]);
+        if (at < length)
+            return g.opt.profiles[i];
+        at -= length;
+    }
+}
 
 const char *stress_profile_name(int profile)
 {
@@ -597,8 +620,7 @@ void *stress_worker(void *arg)
     uint64_t next_check = g.opt.check_every;
     while (!is_done(t)) {
         pause_safe_point();
-        uint64_t slot = t->op_index / g.opt.rotate_every;
-        t->profile = g.opt.profiles[slot % (uint64_t)g.opt.profile_count];
+        t->profile = profile_at(t->op_index);
         int rc = profiles[t->profile].step(t);
         if (rc == 0)
             rc = fallback_op(t);
