@@ -50,11 +50,9 @@
  *
  * Kinds 4 and 5, P >= 128: deferred. The damage stays while the program goes on, heap checks
  * suspended (th_run_set_checking), for a window of 8 << (K / 7 % 3) ops (8, 16, 32). The
- * harness can absorb a report only during a free (TAlloc frees nothing, this target frees
- * the block for real once the header is whole again); a report during its realloc,
- * usable_size or an allocation would look to it like a broken C contract (NULL with EINVAL,
- * usable size 0, ENOMEM with no map refused), and hooks cannot see the next op. So this
- * target takes over from the model (th_run_forget_block) every block whose calls validate
+ * harness accepts a failed call during which TAlloc reported something, but its model
+ * would then drop a block that TAlloc kept (a free that TAlloc refused), and hooks cannot
+ * see the next op. So this target takes over from the model (th_run_forget_block) every block whose calls validate
  * the damaged header - B, plus for kind 4 B's left neighbour when it is allocated (realloc
  * validates the header after its block), for kind 5 the next chunk when it is allocated -
  * and frees them itself when the damage is resolved. Kind 5 with a free next chunk (which
@@ -578,8 +576,8 @@ static int find_left(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chu
     return 0;
 }
 
-/* Deferred damage: takes over every live block whose realloc or usable_size would validate
-   the damaged header (the harness cannot absorb a report there). */
+/* Deferred damage: takes over every live block whose free, realloc or usable_size would
+   validate the damaged header, so the harness's model never disagrees with TAlloc. */
 static void hold_neighbours(misuse *m, th_run *run)
 {
     pending_damage *d = &m->damage;
