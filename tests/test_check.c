@@ -113,14 +113,7 @@ static void expect_clean(TAlloc_heap *heap, const char *what)
 
 static TAlloc_heap *fresh_heap(void)
 {
-    TAlloc_config config;
-    TAlloc_config_init(&config);
-    config.arena_size = ARENA_SIZE;
-    TAlloc_heap *heap = TAlloc_heap_create(&config);
-    EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
-    if (heap == NULL)
-        exit(test_summary("test_check"));
-    return heap;
+    return test_heap(ARENA_SIZE, NULL, NULL, "test_check");
 }
 
 static void *xmalloc(TAlloc_heap *heap, size_t size)

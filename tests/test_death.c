@@ -83,16 +83,7 @@ static void h_op(TAlloc_heap *heap, op_kind op, void *ptr)
 
 static TAlloc_heap *create_heap(TAlloc_error_fn handler, void *ctx)
 {
-    TAlloc_config config;
-    TAlloc_config_init(&config);
-    config.arena_size = EXPLICIT_ARENA_SIZE;
-    config.error_handler = handler;
-    config.error_ctx = ctx;
-    TAlloc_heap *heap = TAlloc_heap_create(&config);
-    EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
-    if (heap == NULL)
-        exit(test_summary("test_death"));
-    return heap;
+    return test_heap(EXPLICIT_ARENA_SIZE, handler, ctx, "test_death");
 }
 
 static void *map_foreign_page(void)
@@ -409,30 +400,19 @@ static void normal_use(void)
     }
 }
 
+static void normal_use_in_child(void *arg)
+{
+    (void)arg;
+    child_begin();
+    normal_use();
+}
+
 static void test_no_death(void)
 {
-    int fds[2];
-    if (!EXPECT(pipe(fds) == 0, "pipe failed: %s", strerror(errno)))
-        return;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        child_begin();
-        normal_use();
-        _exit(0);
-    }
-    close(fds[1]);
     char buf[1024];
-    size_t used = 0;
-    ssize_t got;
-    while ((got = read(fds[0], buf + used, sizeof buf - 1 - used)) > 0)
-        used += (size_t)got;
-    buf[used] = 0;
-    close(fds[0]);
-    int status = 0;
-    EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/waitpid failed");
+    int status = test_run_child(normal_use_in_child, NULL, buf, sizeof buf);
+    size_t used = strlen(buf);
+    EXPECT(status != -1, "pipe, fork or waitpid failed");
     EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
            "normal use in a child should exit 0; got %s %d",
            WIFSIGNALED(status) ? "signal" : "exit status",

@@ -25,14 +25,7 @@ static void *volatile kept;          /* a block left allocated but reachable */
 
 static TAlloc_heap *make_heap(void)
 {
-    TAlloc_config config;
-    TAlloc_config_init(&config);
-    config.arena_size = ARENA_SIZE;
-    TAlloc_heap *heap = TAlloc_heap_create(&config);
-    EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
-    if (heap == NULL)
-        exit(test_summary("test_sanitizer_visibility"));
-    return heap;
+    return test_heap(ARENA_SIZE, NULL, NULL, "test_sanitizer_visibility");
 }
 
 static void fill(void *p, size_t n, unsigned seed)

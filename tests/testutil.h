@@ -117,33 +117,67 @@ static inline void test_unpoison(const volatile void *addr, size_t n)
 }
 
 /*
- * Runs fn(arg) in a child process with stderr captured. Returns 1 when the child was killed
- * by `signo` and its stderr equals `expected_stderr` exactly; prints what differed otherwise.
+ * A heap with `arena_size`-byte arenas and, when `handler` is not NULL, that error handler.
+ * A test that cannot get one stops at once with its summary (`test_name`).
  */
-static inline int expect_death(const char *name, void (*fn)(void *), void *arg, int signo,
-                               const char *expected_stderr)
+static inline TAlloc_heap *test_heap(size_t arena_size, TAlloc_error_fn handler, void *ctx,
+                                     const char *test_name)
+{
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.arena_size = arena_size;
+    config.error_handler = handler;
+    config.error_ctx = ctx;
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
+    if (heap == NULL)
+        exit(test_summary(test_name));
+    return heap;
+}
+
+/*
+ * Runs fn(arg) in a child process (which exits 0 if fn returns) with its stderr captured in
+ * `buf` (NUL-terminated, cut to fit). Returns the child's wait status, or -1 when no child
+ * could be started.
+ */
+static inline int test_run_child(void (*fn)(void *), void *arg, char *buf, size_t capacity)
 {
     int fds[2];
+    buf[0] = 0;
     if (pipe(fds) != 0)
-        return test_expect(0, __FILE__, __LINE__, name, "pipe failed");
+        return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
         dup2(fds[1], 2);
         fn(arg);
-        _exit(0); /* survived: the parent reports it */
+        _exit(0);
     }
     close(fds[1]);
-    char buf[4096];
     size_t used = 0;
     ssize_t got;
-    while ((got = read(fds[0], buf + used, sizeof buf - 1 - used)) > 0)
+    while ((got = read(fds[0], buf + used, capacity - 1 - used)) > 0)
         used += (size_t)got;
     buf[used] = 0;
     close(fds[0]);
     int status = 0;
-    waitpid(pid, &status, 0);
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return status;
+}
+
+/*
+ * Runs fn(arg) in a child process with stderr captured. Returns 1 when the child was killed
+ * by `signo` and its stderr equals `expected_stderr` exactly; prints what differed otherwise.
+ */
+static inline int expect_death(const char *name, void (*fn)(void *), void *arg, int signo,
+                               const char *expected_stderr)
+{
+    char buf[4096];
+    int status = test_run_child(fn, arg, buf, sizeof buf);
+    if (status == -1)
+        return test_expect(0, __FILE__, __LINE__, name, "pipe, fork or waitpid failed");
     int died = WIFSIGNALED(status) && WTERMSIG(status) == signo;
     int same = strcmp(buf, expected_stderr) == 0;
     return test_expect(died && same, __FILE__, __LINE__, name,
