@@ -215,10 +215,39 @@ typedef struct TAlloc_stats {
     uint64_t map_count;      /* arena maps since creation */
     uint64_t unmap_count;    /* arena unmaps since creation */
     uint64_t event_count[TALLOC_EVENT_COUNT];
+    uint64_t alloc_total;    /* successful allocations since creation (realloc moves count) */
+    uint64_t free_total;     /* blocks freed since creation */
 } TAlloc_stats;
 
 TALLOC_API void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out);
 TALLOC_API void TAlloc_get_stats(TAlloc_stats *out);
+
+/* Writes the heap's statistics as "talloc: ..." lines to file descriptor `fd` (write(2): no
+   stdio, no allocation). The default heap's lines also say whether the program break moved
+   since the heap was created, which shows that nothing else served the program's memory. */
+TALLOC_API void TAlloc_heap_write_stats(TAlloc_heap *heap, int fd);
+TALLOC_API void TAlloc_write_stats(int fd);
+
+/* Unmaps the empty arenas the heap retains for reuse. Returns how many were unmapped. */
+TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);
+TALLOC_API size_t TAlloc_trim(void);
+
+/*
+ * TALLOC_OPTIONS: the default heap reads this environment variable once, when it is created,
+ * without allocating. A list of key=value separated by ':' or ',':
+ *   stats=1         write the statistics (TAlloc_write_stats) to stderr at exit
+ *   verbose=1       write the options in force to stderr when the heap is created
+ *   arena_size=N    standard arena bytes (suffix k, m or g allowed)
+ *   retain=N        empty arenas kept mapped for reuse
+ *   policy=first|best
+ * An unknown key or a bad value is reported on stderr and ignored.
+ */
+typedef struct TAlloc_options {
+    int stats;
+    int verbose;
+} TAlloc_options;
+/* The options in force for the default heap (reading them creates it). */
+TALLOC_API void TAlloc_get_options(TAlloc_options *out);
 
 #ifdef __cplusplus
 }

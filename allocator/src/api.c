@@ -38,6 +38,7 @@ TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
         return NULL;
     }
     heap->control_size = control_size;
+    ta_registry_add(heap);
     return heap;
 }
 
@@ -56,6 +57,7 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
     if (heap == NULL || heap->is_default)
         return;
     int saved = errno;
+    ta_registry_remove(heap);
     TAlloc_os os = heap->config.os;
     ta_track_enter();
     if (ta_track_wants_destroy_walk())
@@ -182,6 +184,21 @@ void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out)
     ta_heap_lock(heap);
     *out = heap->stats;
     ta_heap_unlock(heap);
+}
+
+size_t TAlloc_heap_trim(TAlloc_heap *heap)
+{
+    int saved = errno;
+    ta_heap_lock(heap);
+    size_t released = ta_arena_trim(heap);
+    ta_heap_unlock(heap);
+    errno = saved;
+    return released;
+}
+
+size_t TAlloc_trim(void)
+{
+    return TAlloc_heap_trim(ta_default_heap());
 }
 
 static const char *const event_names[TALLOC_EVENT_COUNT] = {

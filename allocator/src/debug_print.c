@@ -11,25 +11,53 @@
  */
 #include "internal.h"
 
-static int print_line(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+enum { LINE_MAX_BYTES = 96 };
+
+static int render_line(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
 {
-    FILE *out = ctx;
-    if (chunk == NULL)
-        fprintf(out, "Arena at %p, %zu bytes, %zu reserved\n", arena->address, arena->size,
-                arena->reserved);
-    else
-        fprintf(out, "  %s chunk at %p, %zu bytes, %zu reserved\n",
-                chunk->is_free ? "Free" : "Allocated", chunk->address, chunk->size,
-                chunk->reserved);
+    ta_text *t = ctx;
+    if (chunk == NULL) {
+        ta_text_str(t, "Arena at ");
+        ta_text_ptr(t, arena->address);
+        ta_text_str(t, ", ");
+        ta_text_u64(t, arena->size);
+        ta_text_str(t, " bytes, ");
+        ta_text_u64(t, arena->reserved);
+    } else {
+        ta_text_str(t, chunk->is_free ? "  Free chunk at " : "  Allocated chunk at ");
+        ta_text_ptr(t, chunk->address);
+        ta_text_str(t, ", ");
+        ta_text_u64(t, chunk->size);
+        ta_text_str(t, " bytes, ");
+        ta_text_u64(t, chunk->reserved);
+    }
+    ta_text_str(t, " reserved\n");
     return 0;
 }
 
+/*
+ * The text is rendered under the lock into pages mapped for it, and written to `out` after
+ * the lock is released: stdio may allocate, and when TAlloc is the program's malloc that
+ * allocation would wait for the lock this thread holds.
+ */
 void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out)
 {
+    static const char damaged[] =
+        "  (a damaged header ends the walk of an arena; run TAlloc_check)\n";
     ta_heap_lock(heap);
-    if (ta_walk_locked(heap, print_line, out) < 0)
-        fprintf(out, "  (a damaged header ends the walk of an arena; run TAlloc_check)\n");
+    size_t lines = heap->stats.arena_count + heap->stats.allocated_count + heap->stats.free_count;
+    size_t capacity = ta_align_up((lines + 1) * LINE_MAX_BYTES + sizeof damaged, ta_os_page_size());
+    char *buf = ta_os_scratch_map(capacity);
+    ta_text t = {buf, 0, buf ? capacity - 1 : 0};
+    if (buf && ta_walk_locked(heap, render_line, &t) < 0)
+        ta_text_str(&t, damaged);
     ta_heap_unlock(heap);
+    if (buf == NULL) {
+        fputs("  (no memory to render the heap)\n", out);
+    } else {
+        fwrite(buf, 1, t.used, out);
+        ta_os_scratch_unmap(buf, capacity);
+    }
     fflush(out);
 }
 

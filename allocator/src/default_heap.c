@@ -1,7 +1,8 @@
 /*
  * default_heap.c - the process-wide heap behind the TAlloc_* calls. It lives in static
- * storage (creating it allocates nothing) and is initialised on first use; calls that race
- * on the first use wait for the one that won to finish.
+ * storage (creating it allocates nothing) and is initialised on first use, with the
+ * configuration TALLOC_OPTIONS gives (options.c); calls that race on the first use wait for
+ * the one that won to finish.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -18,8 +19,12 @@ static ta_heap *initialise_slow(void)
     int expected = UNINITIALISED;
     if (atomic_compare_exchange_strong_explicit(&default_state, &expected, INITIALISING,
                                                 memory_order_acquire, memory_order_acquire)) {
-        ta_heap_init(&default_heap, NULL);
+        TAlloc_config config;
+        ta_options_load(&config);
+        if (!ta_heap_init(&default_heap, &config))
+            ta_heap_init(&default_heap, NULL);
         default_heap.is_default = true;
+        ta_registry_add(&default_heap);
         atomic_store_explicit(&default_state, READY, memory_order_release);
     }
     while (atomic_load_explicit(&default_state, memory_order_acquire) != READY)

@@ -134,6 +134,7 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
             memset(payload, 0, usable);
     }
     ta_track_alloc(payload, size, usable, is_zeroed);
+    heap->stats.alloc_total++;
     return payload;
 }
 
@@ -190,6 +191,7 @@ void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
     if (merged == NULL)
         return;
     ta_track_free(ta_chunk_payload(chunk), usable);
+    heap->stats.free_total++;
     ta_arena_on_free(heap, merged);
 }
 

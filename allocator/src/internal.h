@@ -124,6 +124,8 @@ struct TAlloc_heap {
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
     size_t control_size;         /* bytes mapped for this struct */
     bool is_default;             /* the process-wide heap: lives in static storage */
+    struct TAlloc_heap *registry_next; /* every live heap, for the fork handlers (fork.c) */
+    struct TAlloc_heap *registry_prev;
 };
 
 typedef struct TAlloc_heap ta_heap;
@@ -187,6 +189,7 @@ TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
 TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
+TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
 
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
@@ -212,8 +215,29 @@ TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ct
 /* ---- os.c / report.c / default_heap.c ------------------------------------------------- */
 TA_HIDDEN size_t ta_os_page_size(void);
 TA_HIDDEN uint64_t ta_os_random_secret(void);
+TA_HIDDEN void *ta_os_scratch_map(size_t size);
+TA_HIDDEN void ta_os_scratch_unmap(void *address, size_t size);
 TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault);
 TA_HIDDEN ta_heap *ta_default_heap(void);
+
+/* ---- fork.c: the registry of live heaps and the fork handlers -------------------------- */
+TA_HIDDEN void ta_registry_add(ta_heap *heap);
+TA_HIDDEN void ta_registry_remove(ta_heap *heap);
+
+/* ---- options.c: TALLOC_OPTIONS and the statistics lines -------------------------------- */
+/* Fills `config` from TALLOC_OPTIONS (defaults for what it does not set) and records the
+   process options; called once, when the default heap is created. */
+TA_HIDDEN void ta_options_load(TAlloc_config *config);
+
+/* ---- report.c: text without stdio ------------------------------------------------------ */
+typedef struct ta_text {
+    char *buf;
+    size_t used, cap;              /* cap excludes the terminating NUL */
+} ta_text;
+TA_HIDDEN void ta_text_str(ta_text *t, const char *s);
+TA_HIDDEN void ta_text_u64(ta_text *t, uint64_t v);
+TA_HIDDEN void ta_text_ptr(ta_text *t, const void *p);
+TA_HIDDEN void ta_write_all(int fd, const char *buf, size_t n);
 
 static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline void ta_count(ta_heap *heap, TAlloc_event e) { heap->stats.event_count[e]++; }

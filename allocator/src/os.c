@@ -25,6 +25,20 @@ static void os_unmap(void *ctx, void *address, size_t size)
     munmap(address, size);
 }
 
+/* Pages for the allocator's own scratch text (debug print), outside any heap's OS table. */
+void *ta_os_scratch_map(size_t size)
+{
+    int saved = errno;
+    void *p = os_map(NULL, size);
+    errno = saved;
+    return p;
+}
+
+void ta_os_scratch_unmap(void *address, size_t size)
+{
+    os_unmap(NULL, address, size);
+}
+
 static const TAlloc_os default_os = {os_map, os_unmap, NULL};
 
 const TAlloc_os *TAlloc_os_default(void)

@@ -28,41 +28,66 @@ const char *TAlloc_error_string(TAlloc_error error)
     return error_strings[error];
 }
 
-static size_t append(char *buf, size_t used, size_t cap, const char *text)
+void ta_text_str(ta_text *t, const char *s)
 {
-    while (*text && used < cap)
-        buf[used++] = *text++;
-    return used;
+    while (*s && t->used < t->cap)
+        t->buf[t->used++] = *s++;
+    t->buf[t->used] = 0;
 }
 
-/* Formats an address as printf's "%p" does on glibc: 0x and lowercase hex, "(nil)" for 0. */
-static size_t append_address(char *buf, size_t used, size_t cap, const void *address)
+void ta_text_u64(ta_text *t, uint64_t v)
 {
-    uintptr_t v = (uintptr_t)address;
-    if (v == 0)
-        return append(buf, used, cap, "(nil)");
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0 && t->used < t->cap)
+        t->buf[t->used++] = digits[--n];
+    t->buf[t->used] = 0;
+}
+
+/* An address as printf's "%p" writes it on glibc: 0x and lowercase hex, "(nil)" for 0. */
+void ta_text_ptr(ta_text *t, const void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    if (v == 0) {
+        ta_text_str(t, "(nil)");
+        return;
+    }
     char digits[2 * sizeof v];
     size_t n = 0;
     for (; v != 0; v >>= 4)
         digits[n++] = "0123456789abcdef"[v & 15];
-    used = append(buf, used, cap, "0x");
-    while (n > 0 && used < cap)
-        buf[used++] = digits[--n];
-    return used;
+    ta_text_str(t, "0x");
+    while (n > 0 && t->used < t->cap)
+        t->buf[t->used++] = digits[--n];
+    t->buf[t->used] = 0;
+}
+
+void ta_write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t done = write(fd, buf, n);
+        if (done <= 0)
+            return;
+        buf += done;
+        n -= (size_t)done;
+    }
 }
 
 size_t TAlloc_error_format(char *buf, size_t capacity, TAlloc_error error, const void *address)
 {
     if (capacity == 0)
         return 0;
-    size_t cap = capacity - 1;
-    size_t used = append(buf, 0, cap, "talloc: ");
-    used = append(buf, used, cap, TAlloc_error_string(error));
-    used = append(buf, used, cap, " ");
-    used = append_address(buf, used, cap, address);
-    used = append(buf, used, cap, "\n");
-    buf[used] = 0;
-    return used;
+    ta_text t = {buf, 0, capacity - 1};
+    buf[0] = 0;
+    ta_text_str(&t, "talloc: ");
+    ta_text_str(&t, TAlloc_error_string(error));
+    ta_text_str(&t, " ");
+    ta_text_ptr(&t, address);
+    ta_text_str(&t, "\n");
+    return t.used;
 }
 
 void ta_report(const ta_heap *heap, const ta_fault *fault)
@@ -73,7 +98,6 @@ void ta_report(const ta_heap *heap, const ta_fault *fault)
     }
     char line[128];
     size_t used = TAlloc_error_format(line, sizeof line, fault->error, fault->address);
-    ssize_t ignored = write(2, line, used);
-    (void)ignored;
+    ta_write_all(2, line, used);
     abort();
 }
