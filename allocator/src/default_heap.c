@@ -25,6 +25,7 @@ static ta_heap *initialise_slow(void)
             ta_heap_init(&default_heap, NULL);
         default_heap.is_default = true;
         ta_registry_add(&default_heap);
+        ta_options_announce(&default_heap);
         atomic_store_explicit(&default_state, READY, memory_order_release);
     }
     while (atomic_load_explicit(&default_state, memory_order_acquire) != READY)

@@ -228,6 +228,7 @@ TA_HIDDEN void ta_registry_remove(ta_heap *heap);
 /* Fills `config` from TALLOC_OPTIONS (defaults for what it does not set) and records the
    process options; called once, when the default heap is created. */
 TA_HIDDEN void ta_options_load(TAlloc_config *config);
+TA_HIDDEN void ta_options_announce(const ta_heap *heap);
 
 /* ---- report.c: text without stdio ------------------------------------------------------ */
 typedef struct ta_text {

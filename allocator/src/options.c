@@ -82,13 +82,11 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
     bool is_number = parse_size(value, value_length, &n);
     bool is_flag = is_number && n <= 1;
     *why = "bad value in";
-    if (is_key(item, key_length, "stats")) {
-        process_options.stats = (int)n;
-        return is_flag;
-    }
-    if (is_key(item, key_length, "verbose")) {
-        process_options.verbose = (int)n;
-        return is_flag;
+    if (is_key(item, key_length, "stats") || is_key(item, key_length, "verbose")) {
+        if (!is_flag)
+            return false;
+        *(item[0] == 's' ? &process_options.stats : &process_options.verbose) = (int)n;
+        return true;
     }
     if (is_key(item, key_length, "arena_size")) {
         if (!is_number || n < 4096 || n > ((size_t)1 << 40))
@@ -115,8 +113,12 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
     return false;
 }
 
-static void say_options(const TAlloc_config *config)
+/* verbose=1: the options in force, once the default heap exists (sizes as it rounded them). */
+void ta_options_announce(const ta_heap *heap)
 {
+    if (!process_options.verbose)
+        return;
+    const TAlloc_config *config = &heap->config;
     char line[192];
     ta_text t = {line, 0, sizeof line - 1};
     ta_text_str(&t, "talloc: options stats=");
@@ -152,8 +154,6 @@ void ta_options_load(TAlloc_config *config)
             stats_fd = fd;
         errno = saved;
     }
-    if (process_options.verbose)
-        say_options(config);
 }
 
 void TAlloc_get_options(TAlloc_options *out)

@@ -4,6 +4,7 @@
  * abort(). Written with write(2) into a stack buffer: no stdio, no allocation, usable while
  * the heap is damaged.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -65,15 +66,18 @@ void ta_text_ptr(ta_text *t, const void *p)
     t->buf[t->used] = 0;
 }
 
+/* Writes all of buf, or as much as the descriptor takes; errno is left as it was. */
 void ta_write_all(int fd, const char *buf, size_t n)
 {
+    int saved = errno;
     while (n > 0) {
         ssize_t done = write(fd, buf, n);
         if (done <= 0)
-            return;
+            break;
         buf += done;
         n -= (size_t)done;
     }
+    errno = saved;
 }
 
 size_t TAlloc_error_format(char *buf, size_t capacity, TAlloc_error error, const void *address)
