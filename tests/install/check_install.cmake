@@ -36,4 +36,19 @@ run(${PREFIX}/consumer-build/consumer)
 if(NOT run_output STREQUAL "9 8 7 6 5 4 3 2 1 0 \n")
     message(FATAL_ERROR "find_package build printed: ${run_output}")
 endif()
-message(STATUS "installed TAlloc works through pkg-config and find_package")
+
+# The installed drop-in malloc serves a program through LD_PRELOAD, and the static archive
+# is installed beside it.
+file(GLOB_RECURSE preload ${PREFIX}/*/libtallocator-malloc.so)
+file(GLOB_RECURSE archive ${PREFIX}/*/libtallocator-malloc.a)
+if(NOT preload OR NOT archive)
+    message(FATAL_ERROR "libtallocator-malloc.so/.a not installed: '${preload}' '${archive}'")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LD_PRELOAD=${preload} TALLOC_OPTIONS=stats=1
+                        ${PREFIX}/via-pkg-config
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out STREQUAL "9 8 7 6 5 4 3 2 1 0 \n"
+   OR NOT err MATCHES "talloc:   allocations [1-9]" OR NOT err MATCHES "\\(unchanged\\)")
+    message(FATAL_ERROR "LD_PRELOAD of the installed library: ${rc}\n${out}\n${err}")
+endif()
+message(STATUS "installed TAlloc works through pkg-config, find_package and LD_PRELOAD")
