@@ -2,15 +2,14 @@
  * talloc-stress - the long-running multi-threaded stress driver of TAlloc.
  *
  * Runs N threads, each executing a deterministic op stream (per-thread RNG seeded from the
- * seed, the thread index and the profile) on the default heap (or glibc malloc with
- * --allocator system), with pattern checks on every block, a stop-the-world full heap check
+ * seed, the thread index and the profile) on the default heap (or, with --allocator, on the C
+ * library's malloc, jemalloc, mimalloc or tcmalloc: adapters.c), with pattern checks on every block, a stop-the-world full heap check
  * every --check-every ops per thread, a final drain that must leave the heap empty, and a
  * reproducer on any failure. Exit status: 0 ok, 1 a failure was found, 2 usage error.
  * See usage() for the options.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +36,9 @@ static void usage(FILE *out)
         "  --max-live BYTES   ceiling of live requested bytes, K/M/G suffixes (default 64M)\n"
         "  --check-every N    full heap check every N ops per thread (default 100000; 0 off)\n"
         "  --rotate-every N   ops per thread per profile turn (default 50000; large: 1/200)\n"
-        "  --allocator A      talloc (default) or system (glibc; model checks only)\n"
+        "  --allocator A      talloc (default), system (glibc), jemalloc, mimalloc or tcmalloc\n"
+        "                     (all but talloc: model checks only; the last three loaded at\n"
+        "                     run time, exit 2 when not installed)\n"
         "  --report FILE      write the summary as JSON\n"
         "  --timeline FILE    write one CSV row per 2 s interval\n"
         "  --repro-dir DIR    where reproducers go (default .)\n"
@@ -165,9 +166,7 @@ static bool apply_option(stress_options *o, int c, const char *arg, bool *has_du
     case OPT_MAX_LIVE: return parse_bytes(arg, &o->max_live);
     case OPT_CHECK_EVERY: return parse_u64(arg, &o->check_every);
     case OPT_ROTATE: return parse_u64(arg, &o->rotate_every) && o->rotate_every > 0;
-    case OPT_ALLOCATOR:
-        o->is_system = strcmp(arg, "system") == 0;
-        return o->is_system || strcmp(arg, "talloc") == 0;
+    case OPT_ALLOCATOR: o->allocator = stress_allocator_find(arg); return o->allocator >= 0;
     case OPT_REPORT: o->report_path = arg; return true;
     case OPT_TIMELINE: o->timeline_path = arg; return true;
     case OPT_REPRO_DIR: o->repro_dir = arg; return true;
@@ -209,19 +208,6 @@ static int parse_options(int argc, char **argv, stress_options *o)
 
 /* ---- the run ---------------------------------------------------------------------------- */
 
-static size_t usable_talloc(const void *p) { return TAlloc_usable_size(p); }
-static size_t usable_system(const void *p) { return malloc_usable_size((void *)(uintptr_t)p); }
-
-static void choose_allocator(bool is_system)
-{
-    if (is_system)
-        g.alloc = (stress_allocator){malloc, free, calloc, realloc, aligned_alloc,
-                                     posix_memalign, usable_system};
-    else
-        g.alloc = (stress_allocator){TAlloc_malloc, TAlloc_free, TAlloc_calloc, TAlloc_realloc,
-                                     TAlloc_aligned_alloc, TAlloc_posix_memalign, usable_talloc};
-}
-
 static void on_stop_signal(int sig)
 {
     (void)sig;
@@ -260,7 +246,7 @@ static void format_rerun(const char *argv0)
              "%s --seed %llu --threads %d --profile %s --max-live %zu --check-every %llu "
              "--rotate-every %llu --allocator %s", argv0, (unsigned long long)o->seed, o->threads,
              o->profile_arg, o->max_live, (unsigned long long)o->check_every,
-             (unsigned long long)o->rotate_every, o->is_system ? "system" : "talloc");
+             (unsigned long long)o->rotate_every, stress_allocator_name(o->allocator));
 }
 
 /* Starts the workers, prints progress every 2 s until they finish, joins them. */
@@ -312,8 +298,10 @@ static void finish(stress_summary *s, uint64_t elapsed_ms)
     s->peak_live = atomic_load(&g.peak_live);
     s->rss_drained = stress_rss();
     stress_note_rss();
-    s->peak_rss = atomic_load(&g.peak_rss);
-    if (!g.opt.is_system) {
+    s->rss_peak_sampled = atomic_load(&g.peak_rss);
+    size_t hwm = stress_rss_hwm(); /* the true peak; the samples may miss it */
+    s->peak_rss = hwm > s->rss_peak_sampled ? hwm : s->rss_peak_sampled;
+    if (g.opt.allocator == A_TALLOC) {
         TAlloc_stats st;
         TAlloc_get_stats(&st);
         s->map_count = st.map_count;
@@ -337,7 +325,8 @@ int main(int argc, char **argv)
         return status;
     if (!g.opt.is_seed_given && getrandom(&g.opt.seed, sizeof g.opt.seed, 0) != sizeof g.opt.seed)
         g.opt.seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-    choose_allocator(g.opt.is_system);
+    if (!stress_allocator_load(g.opt.allocator, &g.alloc, argv))
+        return 2;
     TAlloc_config config;
     TAlloc_config_init(&config);
     g.retained_arenas = config.retained_arena_count;
@@ -353,7 +342,7 @@ int main(int argc, char **argv)
     if (!g.opt.is_quiet || !g.opt.is_seed_given)
         printf("talloc-stress: seed %llu, %d threads, profile %s, max-live %zu, allocator %s\n",
                (unsigned long long)g.opt.seed, g.opt.threads, g.opt.profile_arg, g.opt.max_live,
-               g.opt.is_system ? "system" : "talloc");
+               stress_allocator_name(g.opt.allocator));
     fflush(stdout);
     install_stop_signals();
     stress_install_crash_handler();

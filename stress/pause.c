@@ -140,7 +140,7 @@ bool stress_heap_check(const char *why, stress_thread *self, bool is_drained_exp
 {
     atomic_fetch_add(&g.checks, 1);
     stress_note_rss();
-    if (!g.opt.is_system) {
+    if (g.opt.allocator == A_TALLOC) {
         first_violation v;
         memset(&v, 0, sizeof v);
         if (TAlloc_check(on_violation, &v) != 0) {
@@ -152,7 +152,7 @@ bool stress_heap_check(const char *why, stress_thread *self, bool is_drained_exp
     if (!verify_all_blocks(self))
         return false;
     bool is_empty = atomic_load(&g.live_blocks) == 0;
-    if (!g.opt.is_system && (is_empty || is_drained_expected))
+    if (g.opt.allocator == A_TALLOC && (is_empty || is_drained_expected))
         return check_drained(self, why);
     return true;
 }

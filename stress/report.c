@@ -21,19 +21,31 @@ static FILE *timeline;
 
 /* ---- RSS ---------------------------------------------------------------------------------- */
 
+/* Reads a small /proc file into buf (NUL-terminated); false when it cannot. */
+static bool read_proc(const char *path, char *buf, size_t capacity)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, capacity - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n > 0;
+}
+
 size_t stress_rss(void)
 {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
+    const char *p = read_proc("/proc/self/statm", buf, sizeof buf) ? strchr(buf, ' ') : NULL;
     return p ? (size_t)strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* The kernel's high-water mark of the resident set (VmHWM), 0 when unknown. */
+size_t stress_rss_hwm(void)
+{
+    char buf[4096];
+    const char *p = read_proc("/proc/self/status", buf, sizeof buf) ? strstr(buf, "VmHWM:") : NULL;
+    return p ? (size_t)strtoull(p + 6, NULL, 10) * 1024 : 0;
 }
 
 void stress_note_rss(void)
@@ -289,7 +301,7 @@ void stress_progress_tick(uint64_t elapsed_ms, bool is_final)
     last_ms = elapsed_ms;
     size_t rss = stress_rss(), live = atomic_load(&g.live_bytes), arenas = 0;
     stress_note_rss();
-    if (!g.opt.is_system) {
+    if (g.opt.allocator == A_TALLOC) {
         TAlloc_stats st;
         TAlloc_get_stats(&st);
         arenas = st.arena_count;
@@ -318,7 +330,7 @@ void stress_print_summary(const stress_summary *s, FILE *out)
 {
     fprintf(out, "summary: %s after %.1f s, seed %llu, %d threads, allocator %s\n",
             s->has_failed ? "FAILED" : s->is_interrupted ? "interrupted, ok" : "ok", s->seconds,
-            (unsigned long long)g.opt.seed, g.opt.threads, g.opt.is_system ? "system" : "talloc");
+            (unsigned long long)g.opt.seed, g.opt.threads, stress_allocator_name(g.opt.allocator));
     fprintf(out, "  ops %llu (%.0f ops/s):", (unsigned long long)s->ops,
             s->seconds > 0 ? (double)s->ops / s->seconds : 0.0);
     for (int k = 0; k < TH_OP_KIND_COUNT; k++)
@@ -330,7 +342,7 @@ void stress_print_summary(const stress_summary *s, FILE *out)
             (double)s->rss_start / 1048576.0, (double)s->peak_rss / 1048576.0,
             (double)s->rss_drained / 1048576.0,
             s->is_rss_back ? "returned close to the start" : "did NOT return close to the start");
-    if (!g.opt.is_system)
+    if (g.opt.allocator == A_TALLOC)
         fprintf(out, "  arenas mapped %llu, released %llu, left %zu; heap %s (allocated chunks %zu)\n",
                 (unsigned long long)s->map_count, (unsigned long long)s->unmap_count,
                 s->arenas_after, s->is_drained ? "drained" : "NOT drained", s->allocated_after);
@@ -344,7 +356,7 @@ bool stress_write_report(const stress_summary *s, const char *path)
     if (f == NULL)
         return false;
     fprintf(f, "{\n  \"seed\": %llu,\n  \"threads\": %d,\n  \"allocator\": \"%s\",\n",
-            (unsigned long long)g.opt.seed, g.opt.threads, g.opt.is_system ? "system" : "talloc");
+            (unsigned long long)g.opt.seed, g.opt.threads, stress_allocator_name(g.opt.allocator));
     fprintf(f, "  \"profiles\": \"%s\",\n  \"seconds\": %.3f,\n  \"ops\": %llu,\n", g.opt.profile_arg,
             s->seconds, (unsigned long long)s->ops);
     fprintf(f, "  \"ops_per_s\": %.1f,\n  \"ops_by_kind\": {", s->seconds > 0 ? (double)s->ops / s->seconds : 0.0);
@@ -353,7 +365,8 @@ bool stress_write_report(const stress_summary *s, const char *path)
     fprintf(f, "},\n  \"checks\": %llu,\n  \"peak_live_bytes\": %zu,\n  \"max_live_bytes\": %zu,\n",
             (unsigned long long)s->checks, s->peak_live, g.opt.max_live);
     fprintf(f, "  \"rss_start\": %zu,\n  \"rss_peak\": %zu,\n  \"rss_after_drain\": %zu,\n"
-               "  \"rss_returned\": %s,\n", s->rss_start, s->peak_rss, s->rss_drained,
+               "  \"rss_peak_sampled\": %zu,\n  \"rss_returned\": %s,\n", s->rss_start, s->peak_rss,
+            s->rss_drained, s->rss_peak_sampled,
             s->is_rss_back ? "true" : "false");
     fprintf(f, "  \"arenas_mapped\": %llu,\n  \"arenas_released\": %llu,\n  \"arenas_after_drain\": %zu,\n",
             (unsigned long long)s->map_count, (unsigned long long)s->unmap_count, s->arenas_after);

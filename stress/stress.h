@@ -5,6 +5,8 @@
  *   workers.c  per-thread RNG, profiles (op generators), op execution, block patterns
  *   pause.c    the "stop the world" safe point and the full check run inside it
  *   report.c   RSS, progress line, JSON report, CSV timeline, reproducers, crash handler
+ *   adapters.c the allocators (--allocator): TAlloc, the C library, and jemalloc, mimalloc
+ *              and tcmalloc loaded at run time
  *
  * Every thread keeps its live blocks in allocation order (like the harness model), so its op
  * stream maps onto harness ops (malloc N, free #i, ...). The last STRESS_RING ops of each
@@ -22,12 +24,33 @@
 
 #include "harness.h"
 
+/* STRESS_ASAN: built with AddressSanitizer (gcc defines __SANITIZE_ADDRESS__, clang has the
+   feature test). Crashes are then ASan's to report (report.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define STRESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STRESS_ASAN 1
+#endif
+#endif
+
 enum { STRESS_RING = 4096, STRESS_MAX_THREADS = 256, STRESS_QUEUE_CAP = 256 };
 
 typedef enum stress_profile {
     P_SMALL, P_MIXED, P_LARGE, P_REALLOC, P_ALIGNED, P_CALLOC, P_PHASES, P_CROSS, P_FRAGMENT,
     P_COUNT
 } stress_profile;
+
+/* --allocator values. Only A_TALLOC gets the TAlloc heap checks; the others run the model
+   checks (block patterns, the driver's own accounting) alone. */
+enum { A_TALLOC, A_SYSTEM, A_JEMALLOC, A_MIMALLOC, A_TCMALLOC, A_COUNT };
+
+/* The op kinds the driver records (the harness ops it executes): the `stress` target of
+   talloc-replay runs exactly these. */
+#define STRESS_OP_KINDS                                                                        \
+    ((1u << TH_OP_MALLOC) | (1u << TH_OP_CALLOC) | (1u << TH_OP_REALLOC) |                     \
+     (1u << TH_OP_ALIGNED_ALLOC) | (1u << TH_OP_POSIX_MEMALIGN) | (1u << TH_OP_FREE) |         \
+     (1u << TH_OP_USABLE_SIZE) | (1u << TH_OP_VERIFY))
 
 /* Ring-buffer notes: the op is approximate in the harness language. */
 enum {
@@ -48,7 +71,7 @@ typedef struct stress_options {
     char profile_arg[256];   /* as given, for the rerun command */
     size_t max_live;
     uint64_t check_every;
-    bool is_system;          /* --allocator system */
+    int allocator;           /* A_TALLOC, A_SYSTEM, ... */
     const char *report_path;
     const char *timeline_path;
     const char *repro_dir;
@@ -139,6 +162,15 @@ void stress_drain_queue(void);
 const char *stress_profile_name(int profile);
 int stress_profile_find(const char *name);
 
+/* adapters.c */
+const char *stress_allocator_name(int allocator);
+int stress_allocator_find(const char *name);
+/* Fills `out` with the allocator's calls; false (with a message on stderr naming what to
+   install) when a run-time library cannot be loaded. May execute argv again (jemalloc). */
+bool stress_allocator_load(int allocator, stress_allocator *out, char **argv);
+/* The alignment every malloc, calloc and realloc result must have for `size` bytes. */
+size_t stress_min_alignment(size_t size);
+
 /* pause.c */
 void pause_init(int threads);
 void pause_safe_point(void);
@@ -152,7 +184,9 @@ typedef struct stress_summary {
     uint64_t op_kind[TH_OP_KIND_COUNT];
     uint64_t ops, checks, map_count, unmap_count, digest;
     double seconds;
-    size_t peak_live, peak_rss, rss_start, rss_peak_sampled, rss_drained, arenas_after;
+    size_t peak_live, rss_start, rss_drained, arenas_after;
+    size_t peak_rss;          /* the kernel's high-water mark (or the highest sample) */
+    size_t rss_peak_sampled;  /* the highest RSS sampled every 2 s and at each check */
     size_t allocated_after;
     bool is_drained, is_rss_back, has_failed, is_interrupted;
 } stress_summary;
@@ -165,6 +199,7 @@ bool stress_write_report(const stress_summary *s, const char *path);
 bool stress_timeline_open(const char *path);
 void stress_timeline_close(void);
 size_t stress_rss(void);
+size_t stress_rss_hwm(void);
 void stress_note_rss(void);
 void stress_fail(stress_thread *t, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

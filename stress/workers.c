@@ -233,7 +233,7 @@ static unsigned char *do_alloc(stress_thread *t, alloc_how how, size_t size, siz
         break;
     }
     }
-    if (!check_new(t, p, size, how >= HOW_ALIGNED ? align : 16, how == HOW_CALLOC))
+    if (!check_new(t, p, size, how >= HOW_ALIGNED ? align : stress_min_alignment(size), how == HOW_CALLOC))
         return NULL;
     return p;
 }
@@ -276,7 +276,7 @@ static bool op_realloc(stress_thread *t, size_t i, size_t size)
     if (!check_pattern(t, b, "before realloc"))
         return false;
     unsigned char *p = g.alloc.realloc_fn(b->ptr, size);
-    if (!check_new(t, p, size, 16, false))
+    if (!check_new(t, p, size, stress_min_alignment(size), false))
         return false;
     size_t keep = size < b->size ? size : b->size;
     stress_block moved = {p, keep, b->id, b->is_short};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_stress.sh - checks talloc-stress end to end: usage and exit codes, determinism of the
-# digest, every profile drains the heap, the JSON report and CSV timeline, and the system
-# allocator mode. Usage: test_stress.sh path/to/talloc-stress
+# digest, every profile drains the heap, the JSON report and CSV timeline, the system
+# allocator mode and the allocators loaded at run time. Usage: test_stress.sh path/to/talloc-stress
 set -euo pipefail
 
 stress=${1:?usage: test_stress.sh path/to/talloc-stress}
@@ -53,5 +53,38 @@ echo "ok: report and timeline"
 "$stress" --allocator system --threads 2 --duration 2s --quiet --repro-dir "$work" >/dev/null \
     || fail "--allocator system failed"
 echo "ok: system allocator"
+
+# (6) jemalloc, mimalloc, tcmalloc, loaded at run time. Whether each is installed is decided
+# here from the dynamic linker's cache, not from the driver: installed, the same seed must give
+# TAlloc's digest with one thread (the op stream does not depend on the allocator) and a short
+# two-thread run over every profile must pass; not installed, the driver must exit 2 with a
+# message naming the library and its Debian package. Each prints the branch it took.
+ld_cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+is_installed() { grep -q "^[[:space:]]*${1//./\\.} " <<<"$ld_cache"; }
+check_loaded_allocator() {
+    local name=$1 soname=$2 package=$3 out rc
+    set +e
+    out=$("$stress" --allocator "$name" --threads 1 --ops 20000 --seed 42 --quiet \
+          --repro-dir "$work" 2>&1); rc=$?
+    set -e
+    if is_installed "$soname"; then
+        [[ $rc -eq 0 ]] || fail "--allocator $name ($soname installed) exited $rc: $out"
+        grep -q "^summary: ok .*allocator $name\$" <<<"$out" || fail "$name: no ok summary: $out"
+        [[ $(grep '^digest: ' <<<"$out") == "$a" ]] \
+            || fail "$name: digest differs from TAlloc's $a: $out"
+        out=$("$stress" --allocator "$name" --threads 2 --duration 2s --rotate-every 2000 \
+              --quiet --repro-dir "$work" 2>&1) || fail "--allocator $name, 2 threads: $out"
+        grep -q '^digest: [0-9a-f]\{16\}$' <<<"$out" || fail "$name: no digest line: $out"
+        echo "ok: $name installed ($soname): same digest as TAlloc, two-thread run passed"
+    else
+        [[ $rc -eq 2 ]] || fail "--allocator $name without $soname exited $rc, not 2: $out"
+        grep -q "needs $soname from the Debian package $package" <<<"$out" \
+            || fail "$name: the message does not name $soname and $package: $out"
+        echo "ok: $name not installed ($soname): exit 2 naming the package $package"
+    fi
+}
+check_loaded_allocator jemalloc libjemalloc.so.2 libjemalloc2
+check_loaded_allocator mimalloc libmimalloc.so.2 libmimalloc2.0
+check_loaded_allocator tcmalloc libtcmalloc.so.4 libgoogle-perftools4
 [[ -z $(ls "$work"/stress-* 2>/dev/null) ]] || fail "a passing run wrote a reproducer"
 echo "test_stress: all passed"
