@@ -129,7 +129,7 @@ static bool parse_profiles(const char *arg, stress_options *o)
 
 enum { OPT_DURATION = 256, OPT_OPS, OPT_THREADS, OPT_SEED, OPT_PROFILE, OPT_MAX_LIVE,
        OPT_CHECK_EVERY, OPT_ROTATE, OPT_ALLOCATOR, OPT_REPORT, OPT_TIMELINE, OPT_REPRO_DIR, OPT_QUIET,
-       OPT_HELP };
+       OPT_HELP, OPT_TEST_FAULT };
 
 static const struct option long_options[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
@@ -146,6 +146,7 @@ static const struct option long_options[] = {
     {"repro-dir", required_argument, NULL, OPT_REPRO_DIR},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
+    {"test-fault", required_argument, NULL, OPT_TEST_FAULT}, /* a test aid: faults.c */
     {NULL, 0, NULL, 0},
 };
 
@@ -171,6 +172,7 @@ static bool apply_option(stress_options *o, int c, const char *arg, bool *has_du
     case OPT_TIMELINE: o->timeline_path = arg; return true;
     case OPT_REPRO_DIR: o->repro_dir = arg; return true;
     case OPT_QUIET: o->is_quiet = true; return true;
+    case OPT_TEST_FAULT: return stress_fault_parse(arg, o);
     default: return false;
     }
 }
@@ -247,6 +249,11 @@ static void format_rerun(const char *argv0)
              "--rotate-every %llu --allocator %s", argv0, (unsigned long long)o->seed, o->threads,
              o->profile_arg, o->max_live, (unsigned long long)o->check_every,
              (unsigned long long)o->rotate_every, stress_allocator_name(o->allocator));
+    if (o->fault != FAULT_NONE) {
+        size_t n = strlen(stress_rerun);
+        snprintf(stress_rerun + n, sizeof stress_rerun - n, " --test-fault %s@%llu",
+                 stress_fault_name(o->fault), (unsigned long long)o->fault_at);
+    }
 }
 
 /* Starts the workers, prints progress every 2 s until they finish, joins them. */

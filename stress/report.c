@@ -5,6 +5,8 @@
  * Reproducers are written by one async-signal-safe routine (open/write only, a tiny decimal
  * formatter, th_encode into a buffer allocated at thread start), used both by the in-process
  * failure path and by the SIGSEGV/SIGABRT/SIGBUS handler, which then re-raises the signal.
+ * In AddressSanitizer builds the SIGSEGV and SIGBUS handlers are left to ASan, whose report
+ * says far more; a death callback writes the reproducer after ASan's report instead.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -139,9 +141,11 @@ static bool write_repro(stress_thread *t)
     out_buf o = {open(t->repro_txt, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), 0, {0}};
     if (o.fd < 0)
         return false;
+    out_str(&o, "# target: stress\n"); /* talloc-replay: replay on the stress driver's heap */
     out_str(&o, "# talloc-stress reproducer: seed "), out_u64(&o, g.opt.seed);
     out_str(&o, ", thread "), out_u64(&o, (uint64_t)t->index);
     out_str(&o, ", profile "), out_str(&o, stress_profile_name(t->profile));
+    out_str(&o, ", allocator "), out_str(&o, stress_allocator_name(g.opt.allocator));
     out_str(&o, ", ops "), out_u64(&o, first), out_str(&o, ".."), out_u64(&o, t->ring_count - 1);
     out_str(&o, " of the thread\n# rerun: "), out_str(&o, stress_rerun);
     out_str(&o, " --ops "), out_u64(&o, t->op_index);
@@ -224,16 +228,35 @@ void stress_fail(stress_thread *t, const char *what, const char *fmt, ...)
         write_repro_lines(t);
 }
 
-static void crash_handler(int sig)
+/* The crash path: once per process (ASan's death callback may be followed by an abort). */
+static void report_crash(const char *what)
 {
+    static atomic_flag is_reported = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&is_reported))
+        return;
     stress_thread *t = current;
-    write_failure_head(t, sig == SIGABRT ? "SIGABRT (a TAlloc report above, or abort)"
-                          : sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
+    write_failure_head(t, what);
     if (t != NULL)
         write_repro_lines(t);
+}
+
+static void crash_handler(int sig)
+{
+    report_crash(sig == SIGABRT ? "SIGABRT (a TAlloc report above, or abort)"
+                 : sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
     signal(sig, SIG_DFL);
     raise(sig);
 }
+
+#ifdef STRESS_ASAN
+#include <sanitizer/common_interface_defs.h>
+
+/* Runs after ASan has printed its report, on the thread that failed, before it exits. */
+static void asan_death(void)
+{
+    report_crash("AddressSanitizer (its report above)");
+}
+#endif
 
 void stress_install_crash_handler(void)
 {
@@ -242,9 +265,13 @@ void stress_install_crash_handler(void)
     sa.sa_handler = crash_handler;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
+    sigaction(SIGABRT, &sa, NULL); /* TAlloc's own reports end in abort() */
+#ifdef STRESS_ASAN
+    __sanitizer_set_death_callback(asan_death);
+#else
     sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGABRT, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
+#endif
 }
 
 void stress_set_current(stress_thread *t)

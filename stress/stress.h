@@ -52,6 +52,9 @@ enum { A_TALLOC, A_SYSTEM, A_JEMALLOC, A_MIMALLOC, A_TCMALLOC, A_COUNT };
      (1u << TH_OP_ALIGNED_ALLOC) | (1u << TH_OP_POSIX_MEMALIGN) | (1u << TH_OP_FREE) |         \
      (1u << TH_OP_USABLE_SIZE) | (1u << TH_OP_VERIFY))
 
+/* --test-fault kinds (faults.c): a test aid that breaks one thing on purpose. */
+enum { FAULT_NONE, FAULT_PATTERN, FAULT_WILD, FAULT_OVERFLOW };
+
 /* Ring-buffer notes: the op is approximate in the harness language. */
 enum {
     NOTE_SIZE_CLIPPED = 1, /* the size does not fit 24 bits: recorded as 16777215 */
@@ -77,6 +80,8 @@ typedef struct stress_options {
     const char *repro_dir;
     bool is_quiet;
     uint64_t rotate_every;   /* ops per profile before a thread switches */
+    int fault;               /* --test-fault: FAULT_NONE or the kind */
+    uint64_t fault_at;       /* ... at this op of thread 0 */
 } stress_options;
 
 typedef struct stress_block {
@@ -170,6 +175,11 @@ int stress_allocator_find(const char *name);
 bool stress_allocator_load(int allocator, stress_allocator *out, char **argv);
 /* The alignment every malloc, calloc and realloc result must have for `size` bytes. */
 size_t stress_min_alignment(size_t size);
+
+/* faults.c */
+bool stress_fault_parse(const char *arg, stress_options *o);
+const char *stress_fault_name(int fault);
+bool stress_fault_maybe(stress_thread *t);
 
 /* pause.c */
 void pause_init(int threads);

@@ -620,6 +620,8 @@ void *stress_worker(void *arg)
     uint64_t next_check = g.opt.check_every;
     while (!is_done(t)) {
         pause_safe_point();
+        if (!stress_fault_maybe(t))
+            break;
         t->profile = profile_at(t->op_index);
         int rc = profiles[t->profile].step(t);
         if (rc == 0)

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # test_stress.sh - checks talloc-stress end to end: usage and exit codes, determinism of the
 # digest, every profile drains the heap, the JSON report and CSV timeline, the system
-# allocator mode and the allocators loaded at run time. Usage: test_stress.sh path/to/talloc-stress
+# allocator mode, the allocators loaded at run time, the failure paths driven by the test aid
+# --test-fault (the reproducer names its replay target; crashes under the signal handler or
+# AddressSanitizer). Usage: test_stress.sh path/to/talloc-stress path/to/talloc-replay [asan]
+# ("asan" when the build has AddressSanitizer).
 set -euo pipefail
 
-stress=${1:?usage: test_stress.sh path/to/talloc-stress}
+usage="usage: test_stress.sh path/to/talloc-stress path/to/talloc-replay [asan]"
+stress=${1:?$usage}
+replay=${2:?$usage}
+is_asan=$([[ ${3:-} == asan ]] && echo 1 || echo 0)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -87,4 +93,82 @@ check_loaded_allocator jemalloc libjemalloc.so.2 libjemalloc2
 check_loaded_allocator mimalloc libmimalloc.so.2 libmimalloc2.0
 check_loaded_allocator tcmalloc libtcmalloc.so.4 libgoogle-perftools4
 [[ -z $(ls "$work"/stress-* 2>/dev/null) ]] || fail "a passing run wrote a reproducer"
+
+# (7) a reproducer names its replay target: --test-fault pattern@N changes a byte of a block
+# at op N; the full check reports it, and the reproducer replays on the stress driver's heap
+# (no fault there: it passes), chosen from the file's `# target: stress` line, from the
+# stress- name of the bytes twin, and from the line alone after a rename.
+mkdir -p "$work/fault"
+set +e
+"$stress" --threads 1 --ops 3000 --seed 11 --test-fault pattern@2000 --quiet \
+    --repro-dir "$work/fault" >"$work/fault.out" 2>"$work/fault.err"; rc=$?
+set -e
+[[ $rc -eq 1 ]] || fail "--test-fault pattern exited $rc, not 1: $(cat "$work/fault.err")"
+grep -q 'FAILURE: pattern' "$work/fault.err" || fail "no pattern failure: $(cat "$work/fault.err")"
+grep -q -- '--test-fault pattern@2000 --ops 2000$' "$work/fault.err" \
+    || fail "the rerun command lacks the fault: $(cat "$work/fault.err")"
+repro=$work/fault/stress-11-t0.txt
+[[ -f $repro && -f ${repro%.txt}.bin ]] || fail "no reproducer pair in $work/fault"
+[[ $(head -1 "$repro") == "# target: stress" ]] || fail "reproducer names no target: $(head -1 "$repro")"
+cp "$repro" "$work/renamed.txt"
+for f in "$repro" "${repro%.txt}.bin" "$work/renamed.txt"; do
+    out=$("$replay" "$f") || fail "replay of $f failed: $out"
+    grep -q "^$f: 2000 ops, target stress (arenas of 16384000 bytes)$" <<<"$out" \
+        || fail "replay of $f did not pick the stress target: $out"
+    grep -q '^ok: 2000 ops' <<<"$out" || fail "replay of $f: $out"
+done
+out=$("$replay" --target fuzz_ops "$repro") || true
+grep -q "target fuzz_ops (arenas of 16384 bytes)" <<<"$out" || fail "--target did not win: $out"
+# the path rule for corpus files is unchanged (the last component naming a target wins)
+mkdir -p "$work/stress/fuzz_oom" "$work/corpus/fuzz_placement"
+echo 'malloc 10' >"$work/stress/fuzz_oom/x.txt"
+echo 'malloc 10' >"$work/corpus/fuzz_placement/y.txt"
+echo 'malloc 10' >"$work/plain.txt"
+for pair in stress/fuzz_oom/x.txt:fuzz_oom corpus/fuzz_placement/y.txt:fuzz_placement \
+            plain.txt:fuzz_ops; do
+    out=$("$replay" "$work/${pair%%:*}") || fail "replay of ${pair%%:*}: $out"
+    grep -q "target ${pair#*:} " <<<"$out" || fail "${pair%%:*} is not run as ${pair#*:}: $out"
+done
+printf '# target: no_such_target\nmalloc 10\n' >"$work/unknown.txt"
+set +e
+"$replay" "$work/unknown.txt" >/dev/null 2>&1; rc=$?
+set -e
+[[ $rc -eq 2 ]] || fail "an unknown target line exited $rc, not 2"
+echo "ok: the reproducer names the stress target and replays with it"
+
+# (8) crashes: a write through a wild pointer (and, under ASan, one byte past a block) must
+# end with the failure head, the rerun command and the reproducer; under ASan after ASan's own
+# report (the death callback), otherwise from the SIGSEGV handler.
+crash() { # KIND: runs the fault, leaves stderr in $work/crash.err and the status in $rc
+    rm -rf "$work/crash" && mkdir -p "$work/crash"
+    set +e
+    "$stress" --threads 1 --ops 3000 --seed 12 --test-fault "$1@2000" --quiet \
+        --repro-dir "$work/crash" >/dev/null 2>"$work/crash.err"; rc=$?
+    set -e
+    grep -q -- "rerun: .* --test-fault $1@2000 --ops 2000" "$work/crash.err" \
+        || fail "$1: no rerun line: $(cat "$work/crash.err")"
+    grep -q "reproducer: $work/crash/stress-12-t0.txt" "$work/crash.err" \
+        || fail "$1: no reproducer line: $(cat "$work/crash.err")"
+    [[ $(head -1 "$work/crash/stress-12-t0.txt") == "# target: stress" ]] \
+        || fail "$1: no reproducer file"
+}
+if [[ $is_asan == 1 ]]; then
+    for kind in wild:SEGV overflow:use-after-poison; do
+        crash "${kind%%:*}"
+        [[ $rc -ne 0 ]] || fail "${kind%%:*} exited 0"
+        grep -q "ERROR: AddressSanitizer: ${kind#*:}" "$work/crash.err" \
+            || fail "${kind%%:*}: no ASan report: $(cat "$work/crash.err")"
+        grep -q 'FAILURE: AddressSanitizer (its report above)' "$work/crash.err" \
+            || fail "${kind%%:*}: no failure head after the ASan report"
+        [[ $(grep -n 'ERROR: AddressSanitizer' "$work/crash.err" | head -1 | cut -d: -f1) -lt \
+           $(grep -n 'reproducer:' "$work/crash.err" | cut -d: -f1) ]] \
+            || fail "${kind%%:*}: the reproducer line came before ASan's report"
+    done
+    echo "ok: crashes under ASan: ASan's report, then the reproducer (death callback)"
+else
+    crash wild
+    [[ $rc -eq $((128 + 11)) ]] || fail "wild exited $rc, not killed by SIGSEGV"
+    grep -q 'FAILURE: SIGSEGV' "$work/crash.err" || fail "wild: $(cat "$work/crash.err")"
+    echo "ok: a crash: the SIGSEGV handler wrote the reproducer"
+fi
 echo "test_stress: all passed"

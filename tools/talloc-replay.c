@@ -11,9 +11,12 @@
  *   talloc-replay --minimize IN OUT              smallest program that still fails the same way
  *
  * A FILE ending in .txt is read as text, anything else as bytes. The target (which fuzz
- * target's configuration and property checks apply) is --target, else the first path
- * component naming a target (corpus/fuzz_oom/x -> fuzz_oom), else fuzz_ops. Each run happens
- * in a child process, so a crash is reported with the op that caused it.
+ * target's configuration and property checks apply) is --target, else the one a text file
+ * names in a `# target: NAME` line, else the last path component that starts with a target's
+ * name followed by '/' or '-' (corpus/fuzz_oom/x -> fuzz_oom, stress-7-t0.bin -> stress),
+ * else fuzz_ops. Besides the fuzz targets there is `stress`, the heap talloc-stress runs on
+ * (stress/replay_target.c): its reproducers carry the line and the name. Each run happens in
+ * a child process, so a crash is reported with the op that caused it.
  * Exit status: 0 all passed, 1 an invariant broke or a program crashed, 2 usage or I/O error.
  */
 #include <errno.h>
@@ -104,17 +107,61 @@ static const fuzz_target *find_target(const char *name)
     return NULL;
 }
 
-/* The target a path names in one of its components, or fuzz_ops. */
+/* The target a path names in one of its components (the last such component wins), or
+   fuzz_ops. */
 static const fuzz_target *target_for_path(const char *path)
 {
     const fuzz_target *found = &fuzz_ops_target;
+    const char *found_at = NULL;
     for (int i = 0; i < TARGET_COUNT; i++) {
-        const char *hit = strstr(path, targets[i]->name);
         size_t n = strlen(targets[i]->name);
-        if (hit && (hit == path || hit[-1] == '/') && (hit[n] == '/' || hit[n] == '-'))
-            found = targets[i];
+        for (const char *hit = strstr(path, targets[i]->name); hit != NULL;
+             hit = strstr(hit + 1, targets[i]->name)) {
+            bool is_component = (hit == path || hit[-1] == '/') && (hit[n] == '/' || hit[n] == '-');
+            if (is_component && (found_at == NULL || hit > found_at)) {
+                found = targets[i];
+                found_at = hit;
+            }
+        }
     }
     return found;
+}
+
+/* The target a text file names in a `# target: NAME` line: 1 found, 0 none, -1 an unknown
+   name (reported). */
+static int target_in_file(const char *path, const fuzz_target **out)
+{
+    if (!th_is_text_path(path))
+        return 0;
+    size_t size = 0;
+    char *text = th_read_file(path, &size);
+    if (text == NULL)
+        return 0; /* load_program reports it */
+    int found = 0;
+    for (char *line = text; line != NULL && found == 0; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        char name[64];
+        if (sscanf(line, "# target: %63[A-Za-z0-9_]", name) != 1)
+            continue;
+        *out = find_target(name);
+        found = *out ? 1 : -1;
+        if (found < 0)
+            fprintf(stderr, "talloc-replay: %s names an unknown target %s\n", path, name);
+    }
+    free(text);
+    return found;
+}
+
+/* --target, else the file's own line, else its path. NULL after an unknown name. */
+static const fuzz_target *choose_target(const char *path, const fuzz_target *given)
+{
+    const fuzz_target *named = NULL;
+    if (given != NULL)
+        return given;
+    int in_file = target_in_file(path, &named);
+    if (in_file < 0)
+        return NULL;
+    return in_file ? named : target_for_path(path);
 }
 
 /* ---- running in a child ------------------------------------------------------------------- */
@@ -194,9 +241,14 @@ static int replay_file(const char *path, const fuzz_target *target, bool is_verb
     th_program program;
     if (!load_program(path, &program))
         return 2;
-    if (target == NULL)
-        target = target_for_path(path);
-    printf("%s: %zu ops, target %s\n", path, program.count, target->name);
+    if ((target = choose_target(path, target)) == NULL) {
+        th_program_free(&program);
+        return 2;
+    }
+    th_config shape;
+    target->configure(&shape);
+    printf("%s: %zu ops, target %s (arenas of %zu bytes)\n", path, program.count, target->name,
+           shape.arena_size);
     if (is_verbose)
         print_numbered(&program, SIZE_MAX, stdout);
     outcome o;
@@ -254,8 +306,10 @@ static int minimize_file(const char *in, const char *out, const fuzz_target *tar
     th_program program;
     if (!load_program(in, &program))
         return 2;
-    if (target == NULL)
-        target = target_for_path(in);
+    if ((target = choose_target(in, target)) == NULL) {
+        th_program_free(&program);
+        return 2;
+    }
     outcome o;
     if (run_isolated(&program, target, true, &o)) {
         fprintf(stderr, "talloc-replay: %s passes under %s; nothing to minimize\n", in, target->name);
