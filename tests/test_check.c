@@ -446,6 +446,66 @@ static void case_i6_accounting(void)
     TAlloc_heap_destroy(heap);
 }
 
+/* ---- the arena table ------------------------------------------------------------------------ */
+
+/* Thousands of arenas: the table grows past several pages, stays sorted through unmaps in any
+   order, answers every ownership question, and a damaged table is an I6 violation. */
+static void case_arena_table(void)
+{
+    enum { N = 3000 };
+    TAlloc_heap *heap = test_heap(8192, NULL, NULL, "test_check");
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = xmalloc(heap, 6000); /* one 8 KiB arena each */
+    EXPECT(heap->arena_table_count == N && heap->stats.arena_count == N,
+           "table %zu arenas, stats %zu", heap->arena_table_count, heap->stats.arena_count);
+    EXPECT(heap->arena_table_capacity >= N && !heap->is_arena_table_lost, "table grew to %zu",
+           heap->arena_table_capacity);
+    expect_clean(heap, "table: 3000 arenas");
+    size_t owned = 0;
+    for (int i = 0; i < N; i++) {
+        ta_arena *a = ta_arena_find(heap, blocks[i]);
+        owned += a != NULL && (char *)a < (char *)blocks[i] &&
+                 (char *)blocks[i] < (char *)a + a->map_size;
+        owned += ta_arena_find(heap, (char *)blocks[i] - 32) == NULL; /* the arena header */
+    }
+    EXPECT(owned == 2 * N, "table: %zu of %d lookups right", owned, 2 * N);
+    for (int i = 0; i < N; i += 3) /* unmaps from everywhere in the table */
+        TAlloc_heap_free(heap, blocks[i]);
+    expect_clean(heap, "table: a third unmapped");
+    EXPECT(heap->arena_table_count == heap->stats.arena_count, "table %zu, stats %zu",
+           heap->arena_table_count, heap->stats.arena_count);
+
+    /* damage: two entries swapped, then one missing */
+    ta_arena **t = heap->arena_table;
+    ta_arena *keep = t[10];
+    t[10] = t[11];
+    t[11] = keep;
+    report_log log;
+    EXPECT(run_check(heap, &log, "table swapped") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
+           "swapped entries are I6:%s", log.text);
+    t[11] = t[10];
+    t[10] = keep;
+    expect_clean(heap, "table: swap undone");
+    heap->arena_table_count--;
+    EXPECT(run_check(heap, &log, "table short") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
+           "a missing entry is I6:%s", log.text);
+    heap->arena_table_count++;
+    expect_clean(heap, "table: entry back");
+
+    /* without a table (it could not grow), lookups walk the list and give the same answers */
+    ta_arena_table_free(heap);
+    heap->is_arena_table_lost = true;
+    expect_clean(heap, "table lost");
+    for (int i = 1; i < N; i += 3)
+        EXPECT(TAlloc_heap_usable_size(heap, blocks[i]) >= 6000, "lost table: block %d", i);
+    for (int i = 0; i < N; i++)
+        if (i % 3 != 0)
+            TAlloc_heap_free(heap, blocks[i]);
+    expect_clean(heap, "table lost: all freed");
+    TAlloc_heap_destroy(heap);
+}
+
 /* ---- a sound heap passes ------------------------------------------------------------------ */
 
 static void case_clean(void)
@@ -498,5 +558,6 @@ int main(void)
     case_i4_coalesced();
     case_i5_free_index();
     case_i6_accounting();
+    case_arena_table();
     return test_summary("test_check");
 }

@@ -69,6 +69,7 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
         os.unmap(os.ctx, a, map_size);
     }
     ta_track_leave();
+    ta_arena_table_free(heap);
     pthread_mutex_destroy(&heap->lock);
     os.unmap(os.ctx, heap, heap->control_size);
     errno = saved;

@@ -4,6 +4,8 @@
  *
  * Keeps I1 (a new arena is one free chunk between header and fence) and the arena counters of
  * I6. Arenas are linked in creation order; the walk and the debug print follow that order.
+ * A second index, the arena table, holds them sorted by address, so the owner of a pointer
+ * is found by binary search however many arenas there are.
  */
 #include "internal.h"
 #include "track.h"
@@ -23,8 +25,76 @@ bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena)
     return arena->check == arena_check_value(heap, arena) && arena->heap == heap;
 }
 
+/* ---- the arena table: arenas sorted by address, for ownership lookups ------------------- */
+
+ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address)
+{
+    size_t lo = 0, hi = heap->arena_table_count; /* answer in [lo, hi) is the first above */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)heap->arena_table[mid] <= address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ptrdiff_t)lo - 1;
+}
+
+void ta_arena_table_free(ta_heap *heap)
+{
+    if (heap->arena_table)
+        ta_os_scratch_unmap(heap->arena_table, heap->arena_table_capacity * sizeof(ta_arena *));
+    heap->arena_table = NULL;
+    heap->arena_table_count = heap->arena_table_capacity = 0;
+}
+
+/* The table lives in pages of its own (not the heap's OS layer: it is an index, and a heap
+   whose table cannot grow keeps working by walking its arena list). */
+static void table_insert(ta_heap *heap, ta_arena *arena)
+{
+    if (heap->is_arena_table_lost)
+        return;
+    if (heap->arena_table_count == heap->arena_table_capacity) {
+        size_t capacity = heap->arena_table_capacity ? 2 * heap->arena_table_capacity
+                                                     : heap->page_size / sizeof(ta_arena *);
+        ta_arena **table = ta_os_scratch_map(capacity * sizeof(ta_arena *));
+        if (table == NULL) {
+            ta_arena_table_free(heap);
+            heap->is_arena_table_lost = true;
+            return;
+        }
+        for (size_t i = 0; i < heap->arena_table_count; i++)
+            table[i] = heap->arena_table[i];
+        size_t count = heap->arena_table_count;
+        ta_arena_table_free(heap);
+        heap->arena_table = table;
+        heap->arena_table_count = count;
+        heap->arena_table_capacity = capacity;
+    }
+    size_t at = (size_t)(ta_arena_table_floor(heap, (uintptr_t)arena) + 1);
+    for (size_t i = heap->arena_table_count; i > at; i--)
+        heap->arena_table[i] = heap->arena_table[i - 1];
+    heap->arena_table[at] = arena;
+    heap->arena_table_count++;
+}
+
+static void table_remove(ta_heap *heap, ta_arena *arena)
+{
+    if (heap->is_arena_table_lost)
+        return;
+    ptrdiff_t at = ta_arena_table_floor(heap, (uintptr_t)arena);
+    if (at < 0 || heap->arena_table[at] != arena)
+        return;
+    for (size_t i = (size_t)at; i + 1 < heap->arena_table_count; i++)
+        heap->arena_table[i] = heap->arena_table[i + 1];
+    heap->arena_table_count--;
+}
+
+/* ---- the arena list ---------------------------------------------------------------------- */
+
 static void link_last(ta_heap *heap, ta_arena *arena)
 {
+    table_insert(heap, arena);
     arena->prev = heap->arena_last;
     arena->next = NULL;
     if (heap->arena_last)
@@ -36,6 +106,7 @@ static void link_last(ta_heap *heap, ta_arena *arena)
 
 static void unlink_arena(ta_heap *heap, ta_arena *arena)
 {
+    table_remove(heap, arena);
     if (arena->prev)
         arena->prev->next = arena->next;
     else
@@ -99,16 +170,33 @@ void ta_arena_unmap(ta_heap *heap, ta_arena *arena)
     heap->config.os.unmap(heap->config.os.ctx, arena, map_size);
 }
 
-/* The arena whose payload range holds `address` (a user pointer), or NULL. */
+static bool holds_payload(const ta_arena *a, uintptr_t p)
+{
+    uintptr_t first_payload = (uintptr_t)a + TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE;
+    return p >= first_payload && p < (uintptr_t)ta_arena_fence(a);
+}
+
+/* The same answer from the arena list alone, in O(arenas): the checker's ground truth. */
+ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address)
+{
+    uint64_t limit = heap->stats.map_count + 1;
+    for (ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next)
+        if (holds_payload(a, (uintptr_t)address))
+            return a;
+    return NULL;
+}
+
+/* The arena whose payload range holds `address` (a user pointer), or NULL. O(log arenas);
+   nothing of a candidate arena but its header (size) is read. */
 ta_arena *ta_arena_find(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address;
-    for (ta_arena *a = heap->arena_first; a; a = a->next) {
-        uintptr_t first_payload = (uintptr_t)a + TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE;
-        if (p >= first_payload && p < (uintptr_t)ta_arena_fence(a))
-            return a;
-    }
-    return NULL;
+    if (heap->is_arena_table_lost)
+        return ta_arena_find_listed(heap, address);
+    ptrdiff_t at = ta_arena_table_floor(heap, p);
+    if (at < 0 || !holds_payload(heap->arena_table[at], p))
+        return NULL;
+    return heap->arena_table[at];
 }
 
 /* Whether the free chunk `chunk` spans its whole arena, which is then `arena`. */

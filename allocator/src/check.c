@@ -64,6 +64,8 @@ typedef struct checker {
     TAlloc_violation_fn report;
     void *ctx;
     size_t violation_count;
+    /* the owner lookup the free-list check uses: the arena table once it is verified */
+    ta_arena *(*find_arena)(const ta_heap *heap, const void *address);
     uint64_t epoch;          /* mark written into every free chunk reached through the index */
     size_t index_count;      /* free chunks reached through the index */
     TAlloc_stats walked;     /* totals of the walk, compared with heap->stats (I6) */
@@ -80,6 +82,39 @@ static void violation(checker *ck, int invariant, const void *address, const cha
     }
 }
 
+/* I6, the arena table: exactly the listed arenas, in ascending address order. Checked first:
+   the rest of the check then trusts it for ownership lookups. */
+static void check_arena_table(checker *ck)
+{
+    ta_heap *heap = ck->heap;
+    ck->find_arena = ta_arena_find_listed;
+    if (heap->is_arena_table_lost)
+        return;
+    size_t listed = 0;
+    uint64_t limit = heap->stats.map_count + 1;
+    for (const ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next)
+        listed++;
+    if (heap->arena_table_count != listed) {
+        violation(ck, TALLOC_I6_ACCOUNTING, heap, "arena table size differs from arena list");
+        return;
+    }
+    for (size_t i = 1; i < heap->arena_table_count; i++)
+        if (heap->arena_table[i] <= heap->arena_table[i - 1]) {
+            violation(ck, TALLOC_I6_ACCOUNTING, heap->arena_table[i],
+                      "arena table out of address order");
+            return;
+        }
+    limit = heap->stats.map_count + 1;
+    for (const ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next) {
+        ptrdiff_t at = ta_arena_table_floor(heap, (uintptr_t)a);
+        if (at < 0 || heap->arena_table[at] != a) {
+            violation(ck, TALLOC_I6_ACCOUNTING, a, "listed arena missing from the arena table");
+            return;
+        }
+    }
+    ck->find_arena = ta_arena_find;
+}
+
 /* I5, first half: follow the free list, verifying each link before using it. */
 static void check_index(checker *ck)
 {
@@ -92,7 +127,7 @@ static void check_index(checker *ck)
             return;
         }
         if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
-            ta_arena_find(heap, ta_chunk_payload(c)) == NULL) {
+            ck->find_arena(heap, ta_chunk_payload(c)) == NULL) {
             violation(ck, TALLOC_I5_FREE_INDEX, c, "free list link points outside the arenas");
             return;
         }
@@ -212,6 +247,7 @@ size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ct
     checker ck = {.heap = heap, .report = report, .ctx = ctx};
     ta_heap_lock(heap);
     ck.epoch = ++heap->check_epoch;
+    check_arena_table(&ck);
     check_index(&ck);
     check_arenas(&ck);
     check_totals(&ck);

@@ -119,6 +119,11 @@ struct TAlloc_heap {
     ta_chunk *free_head;         /* address-ordered free list (both policies) */
     ta_arena *arena_first;       /* creation order */
     ta_arena *arena_last;
+    ta_arena **arena_table;      /* every arena, ascending address: ownership in O(log n) */
+    size_t arena_table_count;
+    size_t arena_table_capacity; /* entries mapped; 0 when the table could not be grown and
+                                    lookups walk the list instead */
+    bool is_arena_table_lost;
     size_t empty_arena_count;    /* retained arenas that are one free chunk */
     uint64_t check_epoch;        /* last mark value the checker used */
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
@@ -184,12 +189,16 @@ static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)
 TA_HIDDEN ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated);
 TA_HIDDEN void ta_arena_unmap(ta_heap *heap, ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
+TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address);
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
 TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
+TA_HIDDEN void ta_arena_table_free(ta_heap *heap);
+/* Index in the arena table of the last arena that starts at or below `address`, or -1. */
+TA_HIDDEN ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address);
 
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
