@@ -87,6 +87,10 @@ typedef enum TAlloc_error {
     TALLOC_ERROR_CORRUPTED_HEADER,   /* "corrupted header": a chunk header fails its check */
     TALLOC_ERROR_CORRUPTED_FREE_LIST,/* "corrupted free list": a free-list link is damaged */
     TALLOC_ERROR_CORRUPTED_ARENA,    /* "corrupted arena": an arena header fails its check */
+    TALLOC_ERROR_RECURSIVE_CALL,     /* "recursive call": a thread re-entered a heap it is inside
+                                        (a signal handler that interrupted it); the address is
+                                        the heap's. The call fails (NULL, errno EDEADLK) if a
+                                        handler returns. */
     TALLOC_ERROR_COUNT
 } TAlloc_error;
 

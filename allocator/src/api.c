@@ -84,7 +84,8 @@ static void report_if(ta_heap *heap, const ta_fault *fault)
 static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool is_zeroed)
 {
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return NULL;
     void *p = ta_heap_alloc(heap, size, alignment, is_zeroed, &fault);
     ta_heap_unlock(heap);
     report_if(heap, &fault);
@@ -140,7 +141,10 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         return;
     int saved = errno;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap)) {
+        errno = saved;
+        return;
+    }
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
     if (chunk)
         ta_heap_free_chunk(heap, chunk, &fault);
@@ -158,7 +162,8 @@ void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
         return NULL;
     }
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return NULL;
     void *p = ta_heap_realloc(heap, ptr, size, &fault);
     ta_heap_unlock(heap);
     report_if(heap, &fault);
@@ -170,7 +175,8 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
     if (ptr == NULL)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return 0;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &fault);
     size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
     if (chunk)
@@ -182,7 +188,10 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
 
 void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out)
 {
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap)) {
+        *out = (TAlloc_stats){0};
+        return;
+    }
     *out = heap->stats;
     ta_heap_unlock(heap);
 }
@@ -190,7 +199,8 @@ void TAlloc_heap_get_stats(TAlloc_heap *heap, TAlloc_stats *out)
 size_t TAlloc_heap_trim(TAlloc_heap *heap)
 {
     int saved = errno;
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return 0;
     size_t released = ta_arena_trim(heap);
     ta_heap_unlock(heap);
     errno = saved;

@@ -245,7 +245,8 @@ static void check_totals(checker *ck)
 size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ctx)
 {
     checker ck = {.heap = heap, .report = report, .ctx = ctx};
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return SIZE_MAX;
     ck.epoch = ++heap->check_epoch;
     check_arena_table(&ck);
     check_index(&ck);
@@ -262,7 +263,8 @@ size_t TAlloc_check(TAlloc_violation_fn report, void *ctx)
 
 int TAlloc_heap_walk(TAlloc_heap *heap, TAlloc_walk_fn visit, void *ctx)
 {
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return -1;
     int result = ta_walk_locked(heap, visit, ctx);
     ta_heap_unlock(heap);
     return result;

@@ -44,7 +44,8 @@ void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out)
 {
     static const char damaged[] =
         "  (a damaged header ends the walk of an arena; run TAlloc_check)\n";
-    ta_heap_lock(heap);
+    if (!ta_heap_lock(heap))
+        return;
     size_t lines = heap->stats.arena_count + heap->stats.allocated_count + heap->stats.free_count;
     size_t capacity = ta_align_up((lines + 1) * LINE_MAX_BYTES + sizeof damaged, ta_os_page_size());
     char *buf = ta_os_scratch_map(capacity);

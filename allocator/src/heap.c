@@ -33,15 +33,31 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
 
 /* Holding the lock is working on the heap's metadata, which the sanitizers must not blame
    on the allocator (track.h). */
-void ta_heap_lock(ta_heap *heap)
+/* One byte per thread; its address tells threads apart (initial-exec TLS in the malloc
+   library: no allocation on first access). */
+static _Thread_local char thread_tag;
+
+bool ta_heap_lock(ta_heap *heap)
 {
+    const void *self = &thread_tag;
+    if (atomic_load_explicit(&heap->owner, memory_order_relaxed) == self) {
+        ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
+        ta_report(heap, &fault);
+        errno = EDEADLK;
+        return false;
+    }
     pthread_mutex_lock(&heap->lock);
+    atomic_store_explicit(&heap->owner, self, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* owner is set before the heap is touched */
     ta_track_enter();
+    return true;
 }
 
 void ta_heap_unlock(ta_heap *heap)
 {
     ta_track_leave();
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&heap->owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&heap->lock);
 }
 

@@ -59,6 +59,7 @@
 #define TALLOC_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +112,7 @@ typedef struct ta_free_index_ops {
 
 struct TAlloc_heap {
     pthread_mutex_t lock;
+    _Atomic(const void *) owner;  /* a tag of the thread holding the lock, or NULL */
     TAlloc_config config;        /* as given, with defaults filled in */
     size_t arena_size;           /* standard arena bytes, page-rounded */
     size_t page_size;
@@ -215,7 +217,10 @@ TA_HIDDEN void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool
 TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault);
 TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
 TA_HIDDEN void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
-TA_HIDDEN void ta_heap_lock(ta_heap *heap);
+/* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when this thread
+   already holds it - a signal handler or a callback re-entering the heap - instead of
+   deadlocking. */
+TA_HIDDEN bool ta_heap_lock(ta_heap *heap);
 TA_HIDDEN void ta_heap_unlock(ta_heap *heap);
 
 /* ---- check.c ---- */

@@ -20,6 +20,7 @@ static const char *const error_strings[TALLOC_ERROR_COUNT] = {
     [TALLOC_ERROR_CORRUPTED_HEADER] = "corrupted header",
     [TALLOC_ERROR_CORRUPTED_FREE_LIST] = "corrupted free list",
     [TALLOC_ERROR_CORRUPTED_ARENA] = "corrupted arena",
+    [TALLOC_ERROR_RECURSIVE_CALL] = "recursive call",
 };
 
 const char *TAlloc_error_string(TAlloc_error error)
