@@ -166,7 +166,8 @@ typedef struct TAlloc_chunk_info {
 typedef int (*TAlloc_walk_fn)(void *ctx, const TAlloc_arena_info *arena,
                               const TAlloc_chunk_info *chunk);
 /* Returns 0 after a full walk, the callback's value if it stopped, -1 if a damaged header
-   made the rest of an arena unreadable (the walk goes on with the next arena). */
+   made the rest of an arena unreadable (the walk goes on with the next arena) or if the
+   calling thread is already inside the heap (a recursive call, reported). */
 TALLOC_API int TAlloc_heap_walk(TAlloc_heap *heap, TAlloc_walk_fn visit, void *ctx);
 TALLOC_API int TAlloc_walk(TAlloc_walk_fn visit, void *ctx);
 
@@ -183,7 +184,8 @@ enum {
 /* One violation: the invariant id, the address it concerns, a short explanation. */
 typedef void (*TAlloc_violation_fn)(void *ctx, int invariant, const void *address,
                                     const char *detail);
-/* Validates I1..I6; calls `report` (may be NULL) per violation; returns the count. */
+/* Validates I1..I6; calls `report` (may be NULL) per violation; returns the count, or
+   SIZE_MAX when called by a thread already inside the heap (a recursive call, reported). */
 TALLOC_API size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ctx);
 TALLOC_API size_t TAlloc_check(TAlloc_violation_fn report, void *ctx);
 
