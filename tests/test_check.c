@@ -381,7 +381,7 @@ static void case_i5_free_index(void)
     expect_clean(heap, "I5: before");
     expose_arenas(heap);
     ta_chunk *bc = chunk_of(b);
-    EXPECT(heap->free_head == bc && bc->next_free != NULL,
+    EXPECT(heap->free_head == bc && ta_link_get(heap, &bc->next_link) != NULL,
            "I5: b should head the free list, followed by the tail");
 
     /* a free chunk missing from the index */
@@ -392,21 +392,24 @@ static void case_i5_free_index(void)
 
     /* a forward link to an aligned address inside the arena that is no free chunk */
     ta_chunk *head = heap->free_head;
-    ta_chunk *next = head->next_free;
-    head->next_free = (ta_chunk *)((char *)a + 16);
+    uintptr_t saved_link = head->next_link;
+    ta_chunk *next = ta_link_get(heap, &head->next_link);
+    ta_link_set(heap, &head->next_link, (ta_chunk *)((char *)a + 16));
     expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link into an allocated payload");
-    head->next_free = chunk_of(c);
+    ta_link_set(heap, &head->next_link, chunk_of(c));
     expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link to an allocated chunk");
-    head->next_free = (ta_chunk *)(void *)outside_arenas;
+    ta_link_set(heap, &head->next_link, (ta_chunk *)(void *)outside_arenas);
     expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link out of the arenas");
-    head->next_free = next;
+    head->next_link = (uintptr_t)next; /* the raw address, not encoded: decodes elsewhere */
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link stored unencoded");
+    head->next_link = saved_link;
     expect_clean(heap, "I5: forward link restored");
 
     /* a back link that disagrees */
-    ta_chunk *back = next->prev_free;
-    next->prev_free = NULL;
+    uintptr_t back = next->prev_link;
+    ta_link_set(heap, &next->prev_link, NULL);
     expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a back link that disagrees");
-    next->prev_free = back;
+    next->prev_link = back;
     expect_clean(heap, "I5: back link restored");
 
     TAlloc_heap_free(heap, a);

@@ -75,6 +75,16 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
     errno = saved;
 }
 
+/* Ends a call that may have met the free list: a damaged link it met becomes the call's
+   report (unless an earlier fault is reported already), then the lock is released. */
+static void unlock_noting_links(ta_heap *heap, ta_fault *fault)
+{
+    if (heap->bad_link && fault->error == TALLOC_ERROR_NONE)
+        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, heap->bad_link};
+    heap->bad_link = NULL;
+    ta_heap_unlock(heap);
+}
+
 static void report_if(ta_heap *heap, const ta_fault *fault)
 {
     if (fault->error != TALLOC_ERROR_NONE)
@@ -87,7 +97,7 @@ static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool
     if (!ta_heap_lock(heap))
         return NULL;
     void *p = ta_heap_alloc(heap, size, alignment, is_zeroed, &fault);
-    ta_heap_unlock(heap);
+    unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     return p;
 }
@@ -148,7 +158,7 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
     if (chunk)
         ta_heap_free_chunk(heap, chunk, &fault);
-    ta_heap_unlock(heap);
+    unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;
 }
@@ -165,7 +175,7 @@ void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
     if (!ta_heap_lock(heap))
         return NULL;
     void *p = ta_heap_realloc(heap, ptr, size, &fault);
-    ta_heap_unlock(heap);
+    unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     return p;
 }
@@ -202,7 +212,9 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
     if (!ta_heap_lock(heap))
         return 0;
     size_t released = ta_arena_trim(heap);
-    ta_heap_unlock(heap);
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    unlock_noting_links(heap, &fault);
+    report_if(heap, &fault);
     errno = saved;
     return released;
 }

@@ -248,8 +248,9 @@ size_t ta_arena_trim(ta_heap *heap)
     for (ta_arena *a = heap->arena_first, *next; a && heap->empty_arena_count > 0; a = next) {
         next = a->next;
         ta_chunk *chunk = ta_arena_first_chunk(a);
-        if (a->is_dedicated || !ta_chunk_is_free(chunk) || !ta_arena_is_whole(a, chunk))
-            continue;
+        if (a->is_dedicated || !ta_chunk_is_free(chunk) || !ta_arena_is_whole(a, chunk) ||
+            !ta_index_verify(heap, chunk))
+            continue; /* a damaged link stays noted for the call to report */
         heap->empty_arena_count--;
         ta_arena_unmap(heap, a);
         ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);

@@ -121,7 +121,7 @@ static void check_index(checker *ck)
     ta_heap *heap = ck->heap;
     size_t limit = heap->stats.mapped_bytes / TA_MIN_CHUNK_SIZE + 1;
     ta_chunk *prev = NULL;
-    for (ta_chunk *c = heap->free_head; c; prev = c, c = c->next_free) {
+    for (ta_chunk *c = heap->free_head; c; prev = c, c = ta_link_get(heap, &c->next_link)) {
         if (ck->index_count++ > limit) {
             violation(ck, TALLOC_I5_FREE_INDEX, c, "free list does not end (cycle)");
             return;
@@ -135,7 +135,7 @@ static void check_index(checker *ck)
             violation(ck, TALLOC_I5_FREE_INDEX, c, "free list holds a chunk that is not free");
             return;
         }
-        if (c->prev_free != prev)
+        if (ta_link_get(heap, &c->prev_link) != prev)
             violation(ck, TALLOC_I5_FREE_INDEX, c, "free list back link disagrees");
         if (prev && c <= prev)
             violation(ck, TALLOC_I5_FREE_INDEX, c, "free list out of address order");

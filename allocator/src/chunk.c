@@ -161,6 +161,10 @@ ta_chunk *ta_chunk_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, (uint64_t *)chunk - 1};
         return NULL;
     }
+    if (ta_chunk_is_free(next) && !ta_index_verify(heap, next)) {
+        *fault = ta_take_bad_link(heap);
+        return NULL;
+    }
     count_allocated(heap, ta_chunk_size(chunk), -1);
     return merge(heap, chunk, prev, next);
 }

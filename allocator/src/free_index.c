@@ -4,10 +4,38 @@
  * which chunk `find` returns. Keeps I5: every free chunk is in the list exactly once, in
  * address order, with next/prev links that agree.
  *
+ * Links are encoded (internal.h, ta_link_*) and checked before they are followed: a link must
+ * name a 16-byte aligned header inside one of the heap's arenas, and unlinking a chunk first
+ * verifies that its neighbours link back to it. A link that fails is recorded in
+ * heap->bad_link (the address of the link) and treated as the end of the list; the call that
+ * met it reports "corrupted free list" when it ends, and nothing is written through it.
+ *
  * A new policy adds a ta_free_index_ops table; the chunk layer only calls insert, remove,
  * replace and find.
  */
 #include "internal.h"
+
+bool ta_link_is_plausible(const ta_heap *heap, const ta_chunk *target)
+{
+    return target == NULL || (((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
+                              ta_arena_find(heap, ta_chunk_payload(target)) != NULL);
+}
+
+static void note_bad_link(ta_heap *heap, const uintptr_t *field)
+{
+    if (heap->bad_link == NULL)
+        heap->bad_link = field;
+}
+
+/* The chunk after `c` in the list, or NULL at the end or at a damaged link (noted). */
+static ta_chunk *next_of(ta_heap *heap, ta_chunk *c)
+{
+    ta_chunk *next = ta_link_get(heap, &c->next_link);
+    if (ta_link_is_plausible(heap, next))
+        return next;
+    note_bad_link(heap, &c->next_link);
+    return NULL;
+}
 
 /* Links `chunk` in address order. O(free chunks). */
 void ta_index_insert(ta_heap *heap, ta_chunk *chunk)
@@ -16,45 +44,77 @@ void ta_index_insert(ta_heap *heap, ta_chunk *chunk)
     ta_chunk *next = heap->free_head;
     while (next && next < chunk) {
         prev = next;
-        next = next->next_free;
+        next = next_of(heap, next);
     }
-    chunk->prev_free = prev;
-    chunk->next_free = next;
+    if (heap->bad_link)
+        return; /* the list is damaged: leave it as it is */
+    ta_link_set(heap, &chunk->prev_link, prev);
+    ta_link_set(heap, &chunk->next_link, next);
     if (prev)
-        prev->next_free = chunk;
+        ta_link_set(heap, &prev->next_link, chunk);
     else
         heap->free_head = chunk;
     if (next)
-        next->prev_free = chunk;
+        ta_link_set(heap, &next->prev_link, chunk);
+}
+
+/* Reads `chunk`'s neighbours and checks that they link back to it; false (noted) if not. */
+static bool neighbours(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chunk **next)
+{
+    *prev = ta_link_get(heap, &chunk->prev_link);
+    *next = ta_link_get(heap, &chunk->next_link);
+    if (!ta_link_is_plausible(heap, *prev) ||
+        (*prev ? ta_link_get(heap, &(*prev)->next_link) : heap->free_head) != chunk) {
+        note_bad_link(heap, &chunk->prev_link);
+        return false;
+    }
+    if (!ta_link_is_plausible(heap, *next) ||
+        (*next && ta_link_get(heap, &(*next)->prev_link) != chunk)) {
+        note_bad_link(heap, &chunk->next_link);
+        return false;
+    }
+    return true;
+}
+
+bool ta_index_verify(ta_heap *heap, ta_chunk *chunk)
+{
+    ta_chunk *prev, *next;
+    return neighbours(heap, chunk, &prev, &next);
 }
 
 void ta_index_remove(ta_heap *heap, ta_chunk *chunk)
 {
-    if (chunk->prev_free)
-        chunk->prev_free->next_free = chunk->next_free;
+    ta_chunk *prev, *next;
+    if (!neighbours(heap, chunk, &prev, &next))
+        return;
+    if (prev)
+        ta_link_set(heap, &prev->next_link, next);
     else
-        heap->free_head = chunk->next_free;
-    if (chunk->next_free)
-        chunk->next_free->prev_free = chunk->prev_free;
+        heap->free_head = next;
+    if (next)
+        ta_link_set(heap, &next->prev_link, prev);
 }
 
 /* `new_chunk` takes the place of `old_chunk`; valid when no other free chunk lies between
-   them, so address order is kept. O(1). */
+   them, so address order is kept. The two may overlap: old's links are read first. O(1). */
 void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk)
 {
-    new_chunk->prev_free = old_chunk->prev_free;
-    new_chunk->next_free = old_chunk->next_free;
-    if (new_chunk->prev_free)
-        new_chunk->prev_free->next_free = new_chunk;
+    ta_chunk *prev, *next;
+    if (!neighbours(heap, old_chunk, &prev, &next))
+        return;
+    ta_link_set(heap, &new_chunk->prev_link, prev);
+    ta_link_set(heap, &new_chunk->next_link, next);
+    if (prev)
+        ta_link_set(heap, &prev->next_link, new_chunk);
     else
         heap->free_head = new_chunk;
-    if (new_chunk->next_free)
-        new_chunk->next_free->prev_free = new_chunk;
+    if (next)
+        ta_link_set(heap, &next->prev_link, new_chunk);
 }
 
 static ta_chunk *find_first_fit(ta_heap *heap, size_t chunk_size)
 {
-    for (ta_chunk *c = heap->free_head; c; c = c->next_free)
+    for (ta_chunk *c = heap->free_head; c; c = next_of(heap, c))
         if (ta_chunk_size(c) >= chunk_size)
             return c;
     return NULL;
@@ -63,7 +123,7 @@ static ta_chunk *find_first_fit(ta_heap *heap, size_t chunk_size)
 static ta_chunk *find_best_fit(ta_heap *heap, size_t chunk_size)
 {
     ta_chunk *best = NULL;
-    for (ta_chunk *c = heap->free_head; c; c = c->next_free) {
+    for (ta_chunk *c = heap->free_head; c; c = next_of(heap, c)) {
         size_t size = ta_chunk_size(c);
         if (size < chunk_size || (best && size >= ta_chunk_size(best)))
             continue;

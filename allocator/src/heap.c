@@ -70,6 +70,10 @@ static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, t
             *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, chunk};
             return NULL;
         }
+        if (!ta_index_verify(heap, chunk)) {
+            *fault = ta_take_bad_link(heap);
+            return NULL;
+        }
         /* taking the chunk may rewrite its successor's header: verify it first */
         if (!ta_chunk_is_sealed(heap, ta_chunk_next(chunk))) {
             *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(chunk)};
@@ -256,6 +260,11 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
     ta_chunk *next = ta_chunk_next(chunk);
     if (!ta_chunk_is_sealed(heap, next)) {
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
+        errno = EINVAL;
+        return NULL;
+    }
+    if (ta_chunk_is_free(next) && !ta_index_verify(heap, next)) {
+        *fault = ta_take_bad_link(heap);
         errno = EINVAL;
         return NULL;
     }

@@ -86,8 +86,8 @@ enum {
 typedef struct ta_chunk {
     uint64_t size_word;          /* chunk bytes | TA_FREE | TA_PREV_FREE */
     uint64_t check;              /* ta_chunk_check_value(...) */
-    struct ta_chunk *next_free;  /* valid while free: free-index links */
-    struct ta_chunk *prev_free;
+    uintptr_t next_link;         /* valid while free: free-index links, encoded (ta_link_*) */
+    uintptr_t prev_link;
     uint64_t mark;               /* valid while free: scratch for the checker */
 } ta_chunk;
 
@@ -119,6 +119,8 @@ struct TAlloc_heap {
     uint64_t secret;             /* key of every check value in this heap */
     const ta_free_index_ops *index;
     ta_chunk *free_head;         /* address-ordered free list (both policies) */
+    const void *bad_link;        /* a damaged free-list link met during this call (reported
+                                    as "corrupted free list" when the call ends), or NULL */
     ta_arena *arena_first;       /* creation order */
     ta_arena *arena_last;
     ta_arena **arena_table;      /* every arena, ascending address: ownership in O(log n) */
@@ -205,9 +207,42 @@ TA_HIDDEN ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address)
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
 
+/* ---- free-list links -------------------------------------------------------------------
+ * A link is stored XORed with a key drawn from the heap's secret and the link's own address
+ * (safe-linking, keyed): a stray write, or a link copied from elsewhere, decodes to an address
+ * that fails the checks made before any link is followed (16-byte aligned, inside an arena,
+ * and the neighbour links back). */
+static inline uintptr_t ta_link_key(const ta_heap *heap, const uintptr_t *field)
+{
+    return heap->secret ^ ((uintptr_t)field * 0x9E3779B97F4A7C15u);
+}
+
+static inline ta_chunk *ta_link_get(const ta_heap *heap, const uintptr_t *field)
+{
+    return (ta_chunk *)(*field ^ ta_link_key(heap, field));
+}
+
+static inline void ta_link_set(const ta_heap *heap, uintptr_t *field, const ta_chunk *target)
+{
+    *field = (uintptr_t)target ^ ta_link_key(heap, field);
+}
+
 /* ---- free_index.c: the address-ordered free list and the placement policies ----------- */
+/* The chunk a link names when it may be followed: NULL or a 16-byte aligned header inside
+   one of the heap's arenas. */
+TA_HIDDEN bool ta_link_is_plausible(const ta_heap *heap, const ta_chunk *target);
 TA_HIDDEN const ta_free_index_ops *ta_index_for_policy(TAlloc_policy policy);
 TA_HIDDEN void ta_index_insert(ta_heap *heap, ta_chunk *chunk);
+/* Whether the free chunk's links and its neighbours' links back are intact (else noted in
+   heap->bad_link); checked before a chunk is taken, merged or unmapped. */
+TA_HIDDEN bool ta_index_verify(ta_heap *heap, ta_chunk *chunk);
+/* The fault for the damaged link ta_index_verify noted (the note is cleared). */
+static inline ta_fault ta_take_bad_link(ta_heap *heap)
+{
+    ta_fault fault = {TALLOC_ERROR_CORRUPTED_FREE_LIST, heap->bad_link};
+    heap->bad_link = NULL;
+    return fault;
+}
 TA_HIDDEN void ta_index_remove(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk);
 
