@@ -10,20 +10,6 @@
 
 enum { ARENA_SIZE = 65536 };
 
-typedef struct recorded {
-    int count;
-    TAlloc_error error;
-    const void *address;
-} recorded;
-
-static void record(void *ctx, TAlloc_error error, const void *address)
-{
-    recorded *r = ctx;
-    r->count++;
-    r->error = error;
-    r->address = address;
-}
-
 static void expect_line(const char *name, void (*fn)(void *), void *arg, TAlloc_error error,
                         const void *address)
 {
@@ -76,8 +62,8 @@ static void test_links(void)
                     TALLOC_ERROR_CORRUPTED_FREE_LIST, s.a + offset);
         TAlloc_heap_destroy(heap);
 
-        recorded r = {0};
-        heap = test_heap(ARENA_SIZE, record, &r, "test_hardening");
+        test_error_log r = {0};
+        heap = test_heap(ARENA_SIZE, test_record_error, &r, "test_hardening");
         s = link_prepare(heap, offset);
         link_damage(&s);
         void *p = TAlloc_heap_malloc(heap, offset == 0 ? 1000 : 200);
@@ -91,8 +77,8 @@ static void test_links(void)
     }
 
     /* a link copied from another free chunk (the same bits at another address) fails too */
-    recorded r = {0};
-    TAlloc_heap *heap = test_heap(ARENA_SIZE, record, &r, "test_hardening");
+    test_error_log r = {0};
+    TAlloc_heap *heap = test_heap(ARENA_SIZE, test_record_error, &r, "test_hardening");
     unsigned char *x = TAlloc_heap_malloc(heap, 100), *g1 = TAlloc_heap_malloc(heap, 16);
     unsigned char *y = TAlloc_heap_malloc(heap, 100), *g2 = TAlloc_heap_malloc(heap, 16);
     TAlloc_heap_free(heap, x);

@@ -143,24 +143,10 @@ static void test_reports(void)
 
 /* ---- with an error handler: the inner call fails, the outer completes ------------------- */
 
-typedef struct recorded {
-    int count;
-    TAlloc_error error;
-    const void *address;
-} recorded;
-
-static void record(void *ctx, TAlloc_error error, const void *address)
-{
-    recorded *r = ctx;
-    r->count++;
-    r->error = error;
-    r->address = address;
-}
-
 static void test_handler(void)
 {
-    recorded r = {0};
-    TAlloc_heap *heap = raising_heap(record, &r);
+    test_error_log r = {0};
+    TAlloc_heap *heap = raising_heap(test_record_error, &r);
     signal(SIGUSR1, allocate_in_handler);
     signal_heap = heap;
     void *outer = TAlloc_heap_malloc(heap, 100);

@@ -69,6 +69,21 @@ static inline int test_summary(const char *name)
     return test_fail_count == 0 ? 0 : 1;
 }
 
+/* An error handler that records the last report and counts them (ctx: test_error_log). */
+typedef struct test_error_log {
+    int count;
+    TAlloc_error error;
+    const void *address;
+} test_error_log;
+
+static inline void test_record_error(void *ctx, TAlloc_error error, const void *address)
+{
+    test_error_log *log = ctx;
+    log->count++;
+    log->error = error;
+    log->address = address;
+}
+
 /* Collects check violations as text so a failing test shows them. */
 typedef struct test_violations {
     size_t count;
