@@ -3,12 +3,17 @@
  *   - free-list links are encoded and verified before they are followed: a write after free
  *     into either link of a free chunk is reported as "corrupted free list <link address>"
  *     by the first call that meets it, and nothing is written through the damaged link.
+ *   - canary (config.canary): a write past the requested size - one byte, eight, or over
+ *     the stored size - is "canary corrupted <first damaged byte>" at free, realloc or
+ *     usable_size, and the block stays allocated; blocks used up to their size never are.
+ *   - junk (config.junk): a write into a freed payload is "write after free <byte>" when the
+ *     memory is handed out again; memory used properly never is.
  * Each case runs once as a death test (forked child: SIGABRT and the exact line) and once on
  * a heap with an error handler (the report, then a call that fails or completes safely).
  */
 #include "testutil.h"
 
-enum { ARENA_SIZE = 65536 };
+enum { ARENA_SIZE = 65536, TA_JUNK_BYTE_FOR_TESTS = 0xdf };
 
 static void expect_line(const char *name, void (*fn)(void *), void *arg, TAlloc_error error,
                         const void *address)
@@ -94,8 +99,203 @@ static void test_links(void)
     TAlloc_heap_destroy(heap);
 }
 
+/* ---- canary ----------------------------------------------------------------------------- */
+
+static TAlloc_heap *options_heap(int canary, int junk, TAlloc_error_fn handler, void *ctx)
+{
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.arena_size = ARENA_SIZE;
+    config.canary = canary;
+    config.junk = junk;
+    config.error_handler = handler;
+    config.error_ctx = ctx;
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    EXPECT(heap != NULL, "heap with canary=%d junk=%d", canary, junk);
+    if (heap == NULL)
+        exit(test_summary("test_hardening"));
+    return heap;
+}
+
+typedef struct overflow_case {
+    TAlloc_heap *heap;
+    unsigned char *p;
+    size_t at, length;   /* bytes written: p[at .. at + length) */
+    int call;            /* 0 free, 1 realloc, 2 usable_size */
+} overflow_case;
+
+static void overflow_then_call(void *arg)
+{
+    overflow_case *c = arg;
+    test_unpoison(c->p + c->at, c->length);
+    memset(c->p + c->at, 0, c->length);
+    if (c->call == 0)
+        TAlloc_heap_free(c->heap, c->p);
+    else if (c->call == 1)
+        c->p = TAlloc_heap_realloc(c->heap, c->p, 5000);
+    else
+        c->at = TAlloc_heap_usable_size(c->heap, c->p);
+}
+
+static void test_canary(void)
+{
+    static const char *const calls[] = {"free", "realloc", "usable_size"};
+    /* 100 requested bytes: chunk of 128, canary bytes 100..103, stored size at 104..111;
+       96 requested bytes: canary bytes 96..103. Damage to the stored size is reported at it. */
+    static const struct {
+        const char *name;
+        size_t request, at, length, reported;
+    } cases[] = {
+        {"one byte past the end", 100, 100, 1, 100},
+        {"eight bytes past the end", 96, 96, 8, 96},
+        {"eight bytes past the end, into the stored size", 100, 100, 8, 104},
+        {"the last canary byte", 100, 103, 1, 103},
+        {"the stored size", 100, 104, 8, 104},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int call = 0; call < 3; call++) {
+            TAlloc_heap *heap = options_heap(1, 0, NULL, NULL);
+            overflow_case c = {heap, TAlloc_heap_malloc(heap, cases[i].request), cases[i].at,
+                               cases[i].length, call};
+            char name[128];
+            snprintf(name, sizeof name, "canary: %s, then %s", cases[i].name, calls[call]);
+            expect_line(name, overflow_then_call, &c, TALLOC_ERROR_CANARY_CORRUPTED,
+                        c.p + cases[i].reported);
+            TAlloc_heap_destroy(heap);
+        }
+
+    /* with a handler: the call fails safely and the block stays allocated */
+    test_error_log r = {0};
+    TAlloc_heap *heap = options_heap(1, 0, test_record_error, &r);
+    unsigned char *p = TAlloc_heap_malloc(heap, 100);
+    EXPECT(TAlloc_heap_usable_size(heap, p) == 100, "usable size is the requested size");
+    test_unpoison(p + 100, 1);
+    p[100] = 'x';
+    TAlloc_heap_free(heap, p);
+    EXPECT(r.count == 1 && r.error == TALLOC_ERROR_CANARY_CORRUPTED && r.address == p + 100,
+           "free: %d reports at %p", r.count, r.address);
+    errno = 0;
+    EXPECT(TAlloc_heap_realloc(heap, p, 50) == NULL && errno == EINVAL && r.count == 2,
+           "realloc refuses the damaged block");
+    TAlloc_stats stats;
+    TAlloc_heap_get_stats(heap, &stats);
+    EXPECT(stats.allocated_count == 1, "the damaged block stays allocated");
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "the heap is consistent");
+    TAlloc_heap_destroy(heap);
+
+    /* never a false report: every size filled exactly, resized, freed */
+    r = (test_error_log){0};
+    heap = options_heap(1, 0, test_record_error, &r);
+    for (size_t n = 0; n <= 600; n++) {
+        unsigned char *b = n % 3 ? TAlloc_heap_malloc(heap, n) : TAlloc_heap_calloc(heap, 1, n);
+        EXPECT(b && TAlloc_heap_usable_size(heap, b) == n, "usable size of %zu", n);
+        memset(b, 0xff, n);
+        b = TAlloc_heap_realloc(heap, b, n + 1 + n % 7 * 300);
+        memset(b, 0x80, n + 1 + n % 7 * 300);
+        b = TAlloc_heap_realloc(heap, b, n / 2 + 1);
+        memset(b, 0xa5, n / 2 + 1);
+        unsigned char *a = TAlloc_heap_aligned_alloc(heap, (size_t)64 << (n % 4), n + 1);
+        memset(a, 0xfe, n + 1);
+        TAlloc_heap_free(heap, a);
+        TAlloc_heap_free(heap, b);
+    }
+    EXPECT(r.count == 0, "no false canary report: %d (first at %p)", r.count, r.address);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "the heap is consistent");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- junk ------------------------------------------------------------------------------- */
+
+typedef struct junk_case {
+    TAlloc_heap *heap;
+    unsigned char *a;
+    size_t at;
+} junk_case;
+
+static junk_case junk_prepare(TAlloc_heap *heap, size_t at)
+{
+    junk_case c = {heap, NULL, at};
+    void *before = TAlloc_heap_malloc(heap, 64);
+    c.a = TAlloc_heap_malloc(heap, 200);
+    void *after = TAlloc_heap_malloc(heap, 64);
+    (void)before;
+    (void)after;
+    TAlloc_heap_free(heap, c.a);
+    return c;
+}
+
+static void write_after_free_then_malloc(void *arg)
+{
+    junk_case *c = arg;
+    test_unpoison(c->a + c->at, 1);
+    c->a[c->at] = 'w';
+    void *again = TAlloc_heap_malloc(c->heap, 200);
+    (void)again;
+}
+
+static void test_junk(void)
+{
+    /* bytes 0-15 of a freed payload are its free-list links (test_links), 16-23 the checker's
+       mark (not verified), the last 8 its footer (verified when it merges) */
+    static const size_t offsets[] = {24, 100, 199};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        TAlloc_heap *heap = options_heap(0, 1, NULL, NULL);
+        junk_case c = junk_prepare(heap, offsets[i]);
+        char name[64];
+        snprintf(name, sizeof name, "junk: write after free at +%zu", offsets[i]);
+        expect_line(name, write_after_free_then_malloc, &c, TALLOC_ERROR_WRITE_AFTER_FREE,
+                    c.a + offsets[i]);
+        TAlloc_heap_destroy(heap);
+    }
+
+    /* a write into a chunk swallowed by a merge, met by a larger request */
+    test_error_log r = {0};
+    TAlloc_heap *heap = options_heap(0, 1, test_record_error, &r);
+    unsigned char *x = TAlloc_heap_malloc(heap, 64), *y = TAlloc_heap_malloc(heap, 64);
+    unsigned char *z = TAlloc_heap_malloc(heap, 64);
+    (void)z;
+    TAlloc_heap_free(heap, x);
+    TAlloc_heap_free(heap, y); /* merges into x */
+    test_unpoison(y - 16, 16);
+    y[-8] = 1; /* inside y's old header, now the middle of a free chunk */
+    unsigned char *big = TAlloc_heap_malloc(heap, 120);
+    EXPECT(big == x && r.count == 1 && r.error == TALLOC_ERROR_WRITE_AFTER_FREE &&
+               r.address == y - 8,
+           "merged: got %p (x %p), %d reports at %p (want %p)", (void *)big, (void *)x, r.count,
+           r.address, (void *)(y - 8));
+    EXPECT(big[50] == TA_JUNK_BYTE_FOR_TESTS, "a new block holds junk, not old data");
+    TAlloc_heap_destroy(heap);
+
+    /* never a false report: mixed use with every call, then everything freed and reused */
+    r = (test_error_log){0};
+    heap = options_heap(0, 1, test_record_error, &r);
+    static unsigned char *blocks[512];
+    for (unsigned round = 0; round < 8; round++)
+        for (unsigned i = 0; i < 512; i++) {
+            unsigned k = (i * 2654435761u + round) % 512;
+            size_t n = 1 + (i * 7919u + round * 31) % 3000;
+            if (blocks[k] && (i + round) % 3 == 0) {
+                blocks[k] = TAlloc_heap_realloc(heap, blocks[k], n);
+                memset(blocks[k], 0x11, n);
+                continue;
+            }
+            TAlloc_heap_free(heap, blocks[k]);
+            blocks[k] = i % 5 == 0 ? TAlloc_heap_calloc(heap, 1, n)
+                        : i % 7 == 0 ? TAlloc_heap_aligned_alloc(heap, 256, n)
+                                     : TAlloc_heap_malloc(heap, n);
+            memset(blocks[k], 0x22, n);
+        }
+    for (unsigned i = 0; i < 512; i++)
+        TAlloc_heap_free(heap, blocks[i]);
+    EXPECT(r.count == 0, "no false junk report: %d (first at %p)", r.count, r.address);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "the heap is consistent");
+    TAlloc_heap_destroy(heap);
+}
+
 int main(void)
 {
     test_links();
+    test_canary();
+    test_junk();
     return test_summary("test_hardening");
 }

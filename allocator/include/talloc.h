@@ -87,6 +87,10 @@ typedef enum TAlloc_error {
     TALLOC_ERROR_CORRUPTED_HEADER,   /* "corrupted header": a chunk header fails its check */
     TALLOC_ERROR_CORRUPTED_FREE_LIST,/* "corrupted free list": a free-list link is damaged */
     TALLOC_ERROR_CORRUPTED_ARENA,    /* "corrupted arena": an arena header fails its check */
+    TALLOC_ERROR_CANARY_CORRUPTED,   /* "canary corrupted": a write past the requested size
+                                        (config.canary); the address is the first damaged byte */
+    TALLOC_ERROR_WRITE_AFTER_FREE,   /* "write after free": a freed payload changed before it
+                                        was handed out again (config.junk); first changed byte */
     TALLOC_ERROR_RECURSIVE_CALL,     /* "recursive call": a thread re-entered a heap it is inside
                                         (a signal handler that interrupted it); the address is
                                         the heap's. The call fails (NULL, errno EDEADLK) if a
@@ -117,6 +121,9 @@ typedef struct TAlloc_config {
     TAlloc_os os;                 /* os.map == NULL means TAlloc_os_default() */
     TAlloc_error_fn error_handler;/* NULL: report to stderr and abort() */
     void *error_ctx;              /* passed to error_handler */
+    /* Optional checks (off by default; README "Hardening options" gives their cost). */
+    int canary;                   /* bytes past the requested size verified at free/realloc */
+    int junk;                     /* freed payloads filled, verified when handed out again */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, first fit, mmap. */
@@ -246,6 +253,8 @@ TALLOC_API size_t TAlloc_trim(void);
  *   arena_size=N    standard arena bytes (suffix k, m or g allowed)
  *   retain=N        empty arenas kept mapped for reuse
  *   policy=first|best
+ *   canary=1        config.canary: writes past the requested size caught at free/realloc
+ *   junk=1          config.junk: writes after free caught when the memory is handed out again
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

@@ -156,7 +156,11 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         return;
     }
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
-    if (chunk)
+    size_t request;
+    const void *damage;
+    if (chunk && heap->config.canary && (damage = ta_canary_damage(heap, chunk, &request)))
+        fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage}; /* the block stays */
+    else if (chunk)
         ta_heap_free_chunk(heap, chunk, &fault);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
@@ -189,6 +193,12 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
         return 0;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &fault);
     size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
+    const void *damage;
+    if (chunk && heap->config.canary && (damage = ta_canary_damage(heap, chunk, &size))) {
+        fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage};
+        chunk = NULL;
+        size = 0;
+    }
     if (chunk)
         ta_track_resize(ptr, size, size); /* the caller may now use all of it */
     ta_heap_unlock(heap);

@@ -186,5 +186,7 @@ void ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t chunk_size)
     count_allocated(heap, size - chunk_size, +1);
     ta_chunk *next = ta_chunk_next(tail);
     count_allocated(heap, ta_chunk_size(tail), -1);
-    merge(heap, tail, NULL, next);
+    ta_chunk *merged = merge(heap, tail, NULL, next);
+    if (heap->config.junk)
+        ta_junk_freed(merged, tail, (char *)chunk + size);
 }

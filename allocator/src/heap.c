@@ -131,6 +131,9 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
         errno = ENOMEM;
         return NULL;
     }
+    size_t request = size;
+    if (heap->config.canary)
+        size += TA_CANARY_RESERVE;
     size_t chunk_size = ta_chunk_size_for(size);
     bool is_aligned = alignment > TALLOC_ALIGNMENT;
     size_t search_size = is_aligned ? chunk_size + alignment + TA_MIN_CHUNK_SIZE : chunk_size;
@@ -139,6 +142,11 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     if (chunk == NULL) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (heap->config.junk && !is_fresh) {
+        const void *damage = ta_junk_check_take(chunk, search_size);
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
     }
     ta_arena_note_taken(heap, chunk);
     if (is_aligned)
@@ -153,7 +161,9 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
         else
             memset(payload, 0, usable);
     }
-    ta_track_alloc(payload, size, usable, is_zeroed);
+    if (heap->config.canary)
+        ta_canary_write(heap, chunk, request);
+    ta_track_alloc(payload, request, usable, is_zeroed);
     heap->stats.alloc_total++;
     return payload;
 }
@@ -207,10 +217,13 @@ ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
 void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    const char *chunk_end = (const char *)ta_chunk_next(chunk);
     ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
     if (merged == NULL)
         return;
     ta_track_free(ta_chunk_payload(chunk), usable);
+    if (heap->config.junk)
+        ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
     ta_arena_on_free(heap, merged);
 }
@@ -227,6 +240,11 @@ static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t
     if (!ta_chunk_is_sealed(heap, ta_chunk_next(next))) {
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(next)};
         return false;
+    }
+    if (heap->config.junk) {
+        const void *damage = ta_junk_check_take(next, chunk_size - size);
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
     }
     size_t rest = size + next_size - chunk_size;
     size_t new_size = rest >= TA_MIN_CHUNK_SIZE ? chunk_size : size + next_size;
@@ -268,19 +286,32 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
         errno = EINVAL;
         return NULL;
     }
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    size_t kept = usable; /* the bytes a move copies */
+    if (heap->config.canary) {
+        const void *damage = ta_canary_damage(heap, chunk, &kept);
+        if (damage) {
+            *fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage};
+            errno = EINVAL;
+            return NULL;
+        }
+    }
     if (size > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t chunk_size = ta_chunk_size_for(size);
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    size_t chunk_size = ta_chunk_size_for(heap->config.canary ? size + TA_CANARY_RESERVE : size);
     if (chunk_size <= ta_chunk_size(chunk)) {
         ta_chunk_shrink(heap, chunk, chunk_size);
+        if (heap->config.canary)
+            ta_canary_write(heap, chunk, size);
         ta_track_resize(ptr, usable, size);
         ta_count(heap, TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE);
         return ptr;
     }
     if (grow_in_place(heap, chunk, next, chunk_size, fault)) {
+        if (heap->config.canary)
+            ta_canary_write(heap, chunk, size);
         ta_track_resize(ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE, size);
         return ptr;
     }
@@ -291,8 +322,8 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
     void *moved = ta_heap_alloc(heap, size, TALLOC_ALIGNMENT, false, fault);
     if (moved == NULL)
         return NULL;
-    ta_track_resize(ptr, usable, usable); /* the whole old payload is copied */
-    memcpy(moved, ptr, usable);
+    ta_track_resize(ptr, usable, kept); /* the old payload is copied */
+    memcpy(moved, ptr, kept);
     ta_heap_free_chunk(heap, chunk, fault);
     ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
     return moved;

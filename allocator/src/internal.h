@@ -261,6 +261,23 @@ TA_HIDDEN void ta_heap_unlock(ta_heap *heap);
 /* ---- check.c ---- */
 TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ctx);
 
+/* ---- hardening.c: canary and junk (config options) ------------------------------------- */
+#define TA_JUNK_BYTE 0xdf
+enum { TA_CANARY_RESERVE = 9 }; /* bytes a canary block needs past the request: the size word
+                                   and at least one canary byte */
+TA_HIDDEN void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t request);
+/* NULL when the canary and the stored size are intact (request set), else the first damaged
+   byte. */
+TA_HIDDEN const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request);
+TA_HIDDEN void ta_junk_fill(void *from, void *to);
+TA_HIDDEN const void *ta_junk_damage(const void *from, const void *to);
+/* Junk-fills what a free produced inside `merged`: the freed chunk [freed, freed_end) and the
+   neighbours' metadata a merge swallowed. */
+TA_HIDDEN void ta_junk_freed(ta_chunk *merged, const void *freed, const void *freed_end);
+/* Verifies the junk of the first `taken` bytes of a free chunk about to be handed out (and of
+   the header a split writes after them); the first damaged byte or NULL. */
+TA_HIDDEN const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken);
+
 /* ---- os.c / report.c / default_heap.c ------------------------------------------------- */
 TA_HIDDEN size_t ta_os_page_size(void);
 TA_HIDDEN uint64_t ta_os_random_secret(void);

@@ -88,6 +88,12 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         *(item[0] == 's' ? &process_options.stats : &process_options.verbose) = (int)n;
         return true;
     }
+    if (is_key(item, key_length, "canary") || is_key(item, key_length, "junk")) {
+        if (!is_flag)
+            return false;
+        *(item[0] == 'c' ? &config->canary : &config->junk) = (int)n;
+        return true;
+    }
     if (is_key(item, key_length, "arena_size")) {
         if (!is_number || n < 4096 || n > ((size_t)1 << 40))
             return false;
@@ -129,7 +135,12 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, config->arena_size);
     ta_text_str(&t, " retain=");
     ta_text_u64(&t, config->retained_arena_count);
-    ta_text_str(&t, config->policy == TALLOC_POLICY_BEST_FIT ? " policy=best\n" : " policy=first\n");
+    ta_text_str(&t, config->policy == TALLOC_POLICY_BEST_FIT ? " policy=best" : " policy=first");
+    ta_text_str(&t, " canary=");
+    ta_text_u64(&t, (uint64_t)config->canary);
+    ta_text_str(&t, " junk=");
+    ta_text_u64(&t, (uint64_t)config->junk);
+    ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }
 

@@ -20,6 +20,8 @@ static const char *const error_strings[TALLOC_ERROR_COUNT] = {
     [TALLOC_ERROR_CORRUPTED_HEADER] = "corrupted header",
     [TALLOC_ERROR_CORRUPTED_FREE_LIST] = "corrupted free list",
     [TALLOC_ERROR_CORRUPTED_ARENA] = "corrupted arena",
+    [TALLOC_ERROR_CANARY_CORRUPTED] = "canary corrupted",
+    [TALLOC_ERROR_WRITE_AFTER_FREE] = "write after free",
     [TALLOC_ERROR_RECURSIVE_CALL] = "recursive call",
 };
 

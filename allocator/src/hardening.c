@@ -1,0 +1,121 @@
+/*
+ * hardening.c - the optional checks of a heap's config (TALLOC_OPTIONS: canary, junk):
+ *
+ *   canary  Each block gets at least one byte past the requested size. The bytes from the
+ *           requested size to the chunk's last word are filled with a pattern keyed by the
+ *           heap's secret and the chunk's address (every byte has its top bit set, so a NUL
+ *           or ASCII byte written one past the end never matches), and the last word holds
+ *           the requested size, encoded with the same key. free and realloc verify both:
+ *           "canary corrupted <first damaged byte>". The usable size is the requested size.
+ *
+ *   junk    Freed payloads are filled with TA_JUNK_BYTE; when a free chunk is handed out
+ *           again, the bytes it hands out (and the header it writes for a split-off tail) are
+ *           verified to be still junk - or zero, which is how a fresh arena starts: "write
+ *           after free <first damaged byte>". The links, checker mark and footer of free
+ *           chunks are excluded; interior metadata swallowed by a merge is junk-filled.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+enum { JUNK_WORD_BYTES = 8 };
+static const uint64_t junk_word = 0x0101010101010101u * TA_JUNK_BYTE;
+
+/* ---- canary -------------------------------------------------------------------------- */
+
+static uint64_t canary_key(const ta_heap *heap, const ta_chunk *chunk)
+{
+    return ta_chunk_check_value(heap->secret ^ 0x5bd1e9955bd1e995u, chunk, 0xCA4A);
+}
+
+static unsigned char canary_byte(uint64_t key, size_t i)
+{
+    return (unsigned char)((key >> (8 * (i & 7))) | 0x80);
+}
+
+/* The word past the canary bytes: the last 8 bytes of the chunk. */
+static uint64_t *size_slot(const ta_chunk *chunk)
+{
+    return (uint64_t *)((char *)chunk + ta_chunk_size(chunk) - 8);
+}
+
+void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t request)
+{
+    uint64_t key = canary_key(heap, chunk);
+    unsigned char *p = ta_chunk_payload(chunk);
+    unsigned char *end = (unsigned char *)size_slot(chunk);
+    for (size_t i = request; p + i < end; i++)
+        p[i] = canary_byte(key, i);
+    *size_slot(chunk) = request ^ key;
+}
+
+const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request)
+{
+    uint64_t key = canary_key(heap, chunk);
+    const unsigned char *p = ta_chunk_payload(chunk);
+    const unsigned char *end = (const unsigned char *)size_slot(chunk);
+    size_t n = (size_t)(*size_slot(chunk) ^ key);
+    if (n > (size_t)(end - p) - 1)
+        return size_slot(chunk); /* the size word itself was overwritten */
+    for (size_t i = n; p + i < end; i++)
+        if (p[i] != canary_byte(key, i))
+            return p + i;
+    *request = n;
+    return NULL;
+}
+
+/* ---- junk ---------------------------------------------------------------------------- */
+
+void ta_junk_fill(void *from, void *to)
+{
+    if ((char *)to > (char *)from)
+        memset(from, TA_JUNK_BYTE, (size_t)((char *)to - (char *)from));
+}
+
+/* The first byte in [from, to) (8-byte aligned bounds) that is neither junk nor part of a
+   zero word, or NULL. */
+const void *ta_junk_damage(const void *from, const void *to)
+{
+    for (const uint64_t *w = from; (const void *)w < to; w++) {
+        if (*w == junk_word || *w == 0)
+            continue;
+        const unsigned char *b = (const unsigned char *)w;
+        for (int i = 0; i < JUNK_WORD_BYTES; i++)
+            if (b[i] != TA_JUNK_BYTE)
+                return b + i;
+    }
+    return NULL;
+}
+
+/* Where a free chunk's junk starts: after its links and the checker's mark. */
+static char *junk_start(const ta_chunk *c)
+{
+    return (char *)ta_chunk_payload(c) + 24;
+}
+
+static char *junk_end(const ta_chunk *c)
+{
+    return (char *)c + ta_chunk_size(c) - 8;
+}
+
+void ta_junk_freed(ta_chunk *merged, const void *freed, const void *freed_end)
+{
+    const char *lo = freed, *hi = freed_end;
+    if ((const char *)merged < lo)
+        lo -= 8; /* the left neighbour's old footer */
+    if (junk_end(merged) + 8 > hi)
+        hi += TA_HEADER_SIZE + 24; /* the right neighbour's header, links and mark */
+    if (lo < junk_start(merged))
+        lo = junk_start(merged);
+    if (hi > junk_end(merged))
+        hi = junk_end(merged);
+    ta_junk_fill((void *)(uintptr_t)lo, (void *)(uintptr_t)hi);
+}
+
+const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken)
+{
+    const char *hi = (const char *)free_chunk + taken + TA_HEADER_SIZE + 24;
+    if (hi > junk_end(free_chunk))
+        hi = junk_end(free_chunk);
+    return ta_junk_damage(junk_start(free_chunk), hi);
+}
