@@ -208,12 +208,11 @@ static void case_i2_bad_size(void)
     ta_chunk *bc = chunk_of(b);
     uint64_t word = bc->size_word;
 
-    /* a size that is not a multiple of 16 (bit 3 is no flag: the size word is size | FREE |
-       PREV_FREE), sealed so that only the size is wrong */
+    /* the quarantine flag (size word bit 3) on a chunk the quarantine does not hold */
     forge(heap, bc, word + 8);
-    expect_violation(heap, TALLOC_I2_HEADERS, bc, "I2: an allocated chunk's size made unaligned");
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a chunk flagged as quarantined");
     forge(heap, bc, word);
-    expect_clean(heap, "I2 size: restored after unaligned");
+    expect_clean(heap, "I2 size: restored after the quarantine flag");
 
     /* an aligned size below the minimum chunk */
     forge(heap, bc, (uint64_t)(TA_MIN_CHUNK_SIZE - 16) | (word & TA_FLAG_MASK));
@@ -465,6 +464,7 @@ static void case_arena_table(void)
     EXPECT(heap->arena_table_capacity >= N && !heap->is_arena_table_lost, "table grew to %zu",
            heap->arena_table_capacity);
     expect_clean(heap, "table: 3000 arenas");
+    expose_arenas(heap); /* arena headers are read below */
     size_t owned = 0;
     for (int i = 0; i < N; i++) {
         ta_arena *a = ta_arena_find(heap, blocks[i]);

@@ -239,8 +239,8 @@ static void death_suite(TAlloc_heap *heap, const char *label, size_t large_size)
                    before.event_count[TALLOC_EVENT_DEDICATED_ARENA] + 1,
                "%s: a %zu-byte block should get a dedicated arena", label, large_size);
         death_arg arg = {.heap = heap, .ptr = p};
-        run_death(label, "double free of a large block (its arena is gone: foreign)",
-                  child_double_free, &arg, TALLOC_ERROR_FOREIGN_POINTER, p);
+        run_death(label, "double free of a large block (its arena is gone, but remembered)",
+                  child_double_free, &arg, TALLOC_ERROR_DOUBLE_FREE, p);
         h_free(heap, p);
     }
 
@@ -616,15 +616,15 @@ static void handler_suite(void)
         expect_no_handler_call(&rec, "cleanup");
     }
 
-    /* double free of a large block: its dedicated arena is gone after the first free, so
-       the second sees a pointer inside no arena: "foreign pointer" */
+    /* double free of a large block: its dedicated arena is gone after the first free, but the
+       heap remembers the last ones it unmapped: "double free" (or "use after free") */
     {
         void *p = TAlloc_heap_malloc(heap, EXPLICIT_LARGE_SIZE);
         EXPECT(p != NULL, "malloc(%zu) failed", EXPLICIT_LARGE_SIZE);
         TAlloc_heap_free(heap, p);
         expect_no_handler_call(&rec, "first free of a large block");
-        expect_handled_all(heap, &rec, p, TALLOC_ERROR_FOREIGN_POINTER,
-                           TALLOC_ERROR_FOREIGN_POINTER, "a freed large block");
+        expect_handled_all(heap, &rec, p, TALLOC_ERROR_DOUBLE_FREE,
+                           TALLOC_ERROR_USE_AFTER_FREE, "a freed large block");
         EXPECT_HEAP_OK(heap, "after double free of a large block");
     }
 

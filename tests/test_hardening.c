@@ -8,6 +8,11 @@
  *     usable_size, and the block stays allocated; blocks used up to their size never are.
  *   - junk (config.junk): a write into a freed payload is "write after free <byte>" when the
  *     memory is handed out again; memory used properly never is.
+ *   - quarantine (config.quarantine = N): a freed block is not reused until N later frees;
+ *     freeing it again is "double free", realloc or usable_size of it "use after free", and
+ *     with junk a write into it is "write after free" when it leaves the quarantine.
+ *   - guard (config.guard): a dedicated arena's block ends at an inaccessible page, so a
+ *     large overflow faults (SIGSEGV).
  * Each case runs once as a death test (forked child: SIGABRT and the exact line) and once on
  * a heap with an error handler (the report, then a call that fails or completes safely).
  */
@@ -101,13 +106,16 @@ static void test_links(void)
 
 /* ---- canary ----------------------------------------------------------------------------- */
 
-static TAlloc_heap *options_heap(int canary, int junk, TAlloc_error_fn handler, void *ctx)
+static TAlloc_heap *heap_with(int canary, int junk, int guard, size_t quarantine,
+                              TAlloc_error_fn handler, void *ctx)
 {
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.arena_size = ARENA_SIZE;
     config.canary = canary;
     config.junk = junk;
+    config.guard = guard;
+    config.quarantine = quarantine;
     config.error_handler = handler;
     config.error_ctx = ctx;
     TAlloc_heap *heap = TAlloc_heap_create(&config);
@@ -115,6 +123,11 @@ static TAlloc_heap *options_heap(int canary, int junk, TAlloc_error_fn handler, 
     if (heap == NULL)
         exit(test_summary("test_hardening"));
     return heap;
+}
+
+static TAlloc_heap *options_heap(int canary, int junk, TAlloc_error_fn handler, void *ctx)
+{
+    return heap_with(canary, junk, 0, 0, handler, ctx);
 }
 
 typedef struct overflow_case {
@@ -292,10 +305,124 @@ static void test_junk(void)
     TAlloc_heap_destroy(heap);
 }
 
+/* ---- quarantine ------------------------------------------------------------------------ */
+
+typedef struct pointer_case {
+    TAlloc_heap *heap;
+    unsigned char *p;
+    int call; /* 0 free, 1 realloc, 2 usable_size, 3 write then release the quarantine */
+} pointer_case;
+
+static void call_on_freed(void *arg)
+{
+    pointer_case *c = arg;
+    if (c->call == 0) {
+        TAlloc_heap_free(c->heap, c->p);
+    } else if (c->call == 1) {
+        c->p = TAlloc_heap_realloc(c->heap, c->p, 10);
+    } else if (c->call == 2) {
+        c->call = (int)TAlloc_heap_usable_size(c->heap, c->p);
+    } else {
+        test_unpoison(c->p + 40, 1);
+        c->p[40] = 0;
+        TAlloc_heap_trim(c->heap);
+    }
+}
+
+static void test_quarantine(void)
+{
+    enum { N = 8 };
+    static const TAlloc_error errors[] = {TALLOC_ERROR_DOUBLE_FREE, TALLOC_ERROR_USE_AFTER_FREE,
+                                          TALLOC_ERROR_USE_AFTER_FREE, TALLOC_ERROR_WRITE_AFTER_FREE};
+    static const char *const names[] = {"quarantine: double free", "quarantine: realloc of a freed block",
+                                        "quarantine: usable_size of a freed block",
+                                        "quarantine with junk: write after free, found at release"};
+    for (int call = 0; call < 4; call++) {
+        TAlloc_heap *heap = heap_with(0, call == 3, 0, N, NULL, NULL);
+        pointer_case c = {heap, TAlloc_heap_malloc(heap, 100), call};
+        TAlloc_heap_free(heap, c.p);
+        expect_line(names[call], call_on_freed, &c, errors[call], call == 3 ? c.p + 40 : c.p);
+        TAlloc_heap_destroy(heap);
+    }
+
+    /* a freed block is not handed out again until N later frees push it out */
+    test_error_log r = {0};
+    TAlloc_heap *heap = heap_with(0, 1, 0, N, test_record_error, &r);
+    void *first = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, first);
+    int reused_early = 0;
+    for (int i = 0; i < N - 1; i++) {
+        void *p = TAlloc_heap_malloc(heap, 100);
+        reused_early += p == first;
+        TAlloc_heap_free(heap, p);
+    }
+    EXPECT(reused_early == 0, "reused while in quarantine %d times", reused_early);
+    TAlloc_stats s;
+    TAlloc_heap_get_stats(heap, &s);
+    EXPECT(s.allocated_count == N, "quarantined blocks count as allocated: %zu", s.allocated_count);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "the check accepts the quarantine");
+    void *p = TAlloc_heap_malloc(heap, 100); /* pushes `first` out: now free */
+    TAlloc_heap_free(heap, p);
+    p = TAlloc_heap_malloc(heap, 100);
+    EXPECT(p == first, "released after %d frees: reused", N);
+    TAlloc_heap_free(heap, p);
+    TAlloc_heap_trim(heap);
+    EXPECT(r.count == 0, "no report: %d", r.count);
+    TAlloc_heap_get_stats(heap, &s);
+    EXPECT(s.allocated_count == 0 && TAlloc_heap_check(heap, NULL, NULL) == 0,
+           "trim releases the quarantine: %zu allocated", s.allocated_count);
+
+    /* with a handler: a double free of a quarantined block is refused, the heap stays whole */
+    p = TAlloc_heap_malloc(heap, 300);
+    TAlloc_heap_free(heap, p);
+    TAlloc_heap_free(heap, p);
+    EXPECT(r.count == 1 && r.error == TALLOC_ERROR_DOUBLE_FREE && r.address == p, "handled: %d",
+           r.count);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "consistent after the double free");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- guard pages and large blocks ------------------------------------------------------- */
+
+static void write_past_large(void *arg)
+{
+    pointer_case *c = arg;
+    size_t usable = TAlloc_heap_usable_size(c->heap, c->p);
+    c->p[usable + 16] = 1; /* past the block and the arena's end fence: the guard page */
+}
+
+static void test_guard(void)
+{
+    TAlloc_heap *heap = heap_with(0, 0, 1, 0, NULL, NULL);
+    pointer_case c = {heap, TAlloc_heap_malloc(heap, 200000), 0};
+    size_t usable = TAlloc_heap_usable_size(heap, c.p);
+    size_t page = TAlloc_page_size();
+    EXPECT(((uintptr_t)c.p + usable + 16) % page == 0, "the block ends at the guard page");
+    expect_death("guard: a large overflow faults", write_past_large, &c, SIGSEGV, "");
+    memset(c.p, 1, usable); /* the whole usable size is the program's */
+    TAlloc_heap_free(heap, c.p);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "guarded arena released cleanly");
+    TAlloc_heap_destroy(heap);
+
+    /* with canary: the usable size is the request, and the slack up to the guard is checked */
+    test_error_log r = {0};
+    heap = heap_with(1, 0, 1, 0, test_record_error, &r);
+    unsigned char *p = TAlloc_heap_malloc(heap, 200001);
+    EXPECT(TAlloc_heap_usable_size(heap, p) == 200001, "canary and guard: usable = request");
+    test_unpoison(p + 200001, 501);
+    p[200001 + 500] = 0; /* the mapping has 623 bytes past the request: canary up to the guard */
+    TAlloc_heap_free(heap, p);
+    EXPECT(r.count == 1 && r.error == TALLOC_ERROR_CANARY_CORRUPTED && r.address == p + 200501,
+           "slack overflow: %d reports at %p", r.count, r.address);
+    TAlloc_heap_destroy(heap);
+}
+
 int main(void)
 {
     test_links();
     test_canary();
     test_junk();
+    test_quarantine();
+    test_guard();
     return test_summary("test_hardening");
 }

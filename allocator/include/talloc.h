@@ -124,6 +124,8 @@ typedef struct TAlloc_config {
     /* Optional checks (off by default; README "Hardening options" gives their cost). */
     int canary;                   /* bytes past the requested size verified at free/realloc */
     int junk;                     /* freed payloads filled, verified when handed out again */
+    int guard;                    /* an inaccessible page after each dedicated arena */
+    size_t quarantine;            /* freed blocks held back from reuse, oldest released first */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, first fit, mmap. */
@@ -241,7 +243,8 @@ TALLOC_API void TAlloc_get_stats(TAlloc_stats *out);
 TALLOC_API void TAlloc_heap_write_stats(TAlloc_heap *heap, int fd);
 TALLOC_API void TAlloc_write_stats(int fd);
 
-/* Unmaps the empty arenas the heap retains for reuse. Returns how many were unmapped. */
+/* Releases the blocks held in quarantine, then unmaps the empty arenas the heap retains for
+   reuse. Returns how many arenas were unmapped. */
 TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);
 TALLOC_API size_t TAlloc_trim(void);
 
@@ -255,6 +258,8 @@ TALLOC_API size_t TAlloc_trim(void);
  *   policy=first|best
  *   canary=1        config.canary: writes past the requested size caught at free/realloc
  *   junk=1          config.junk: writes after free caught when the memory is handed out again
+ *   guard=1         config.guard: a large overflow of a dedicated arena's block faults
+ *   quarantine=N    config.quarantine: the last N freed blocks are not reused yet
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

@@ -64,12 +64,13 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
         ta_walk_locked(heap, forget_block, NULL);
     for (ta_arena *a = heap->arena_first, *next; a; a = next) {
         next = a->next;
-        size_t map_size = a->map_size;
-        ta_track_arena_unmap(a, map_size);
-        os.unmap(os.ctx, a, map_size);
+        ta_arena_unmap_memory(heap, a);
     }
     ta_track_leave();
     ta_arena_table_free(heap);
+    if (heap->quarantine)
+        ta_os_scratch_unmap(heap->quarantine,
+                            ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size));
     pthread_mutex_destroy(&heap->lock);
     os.unmap(os.ctx, heap, heap->control_size);
     errno = saved;
@@ -156,12 +157,8 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         return;
     }
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
-    size_t request;
-    const void *damage;
-    if (chunk && heap->config.canary && (damage = ta_canary_damage(heap, chunk, &request)))
-        fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage}; /* the block stays */
-    else if (chunk)
-        ta_heap_free_chunk(heap, chunk, &fault);
+    if (chunk)
+        ta_heap_free_user(heap, chunk, &fault);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;
@@ -221,8 +218,9 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
     int saved = errno;
     if (!ta_heap_lock(heap))
         return 0;
-    size_t released = ta_arena_trim(heap);
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_release_quarantine(heap, &fault);
+    size_t released = ta_arena_trim(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;

@@ -127,12 +127,19 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     bool dedicated = chunk_size > heap->arena_size - TA_ARENA_RESERVED;
     size_t map_size = dedicated ? ta_align_up(chunk_size + TA_ARENA_RESERVED, heap->page_size)
                                 : heap->arena_size;
-    ta_arena *arena = heap->config.os.map(heap->config.os.ctx, map_size);
+    size_t guard = dedicated && heap->config.guard ? heap->page_size : 0;
+    ta_arena *arena = heap->config.os.map(heap->config.os.ctx, map_size + guard);
     if (arena == NULL) {
         ta_count(heap, TALLOC_EVENT_MAP_FAILED);
         return NULL;
     }
-    *arena = (ta_arena){.map_size = map_size, .heap = heap, .is_dedicated = dedicated};
+    if (guard && !ta_os_protect_none((char *)arena + map_size, guard)) {
+        heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+        ta_count(heap, TALLOC_EVENT_MAP_FAILED);
+        return NULL;
+    }
+    *arena = (ta_arena){.map_size = map_size, .heap = heap, .is_dedicated = dedicated,
+                        .guard_size = (uint32_t)guard};
     ta_track_arena_map(arena, map_size);
     ta_arena_seal(heap, arena);
     link_last(heap, arena);
@@ -165,9 +172,28 @@ void ta_arena_unmap(ta_heap *heap, ta_arena *arena)
     heap->stats.unmap_count++;
     heap->stats.arena_count--;
     heap->stats.mapped_bytes -= arena->map_size;
-    size_t map_size = arena->map_size;
+    if (arena->is_dedicated) {
+        heap->recent_large[heap->recent_next] = ta_chunk_payload(chunk);
+        heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
+    }
+    ta_arena_unmap_memory(heap, arena);
+}
+
+/* Returns an arena's pages (and its guard) to the OS layer. */
+void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena)
+{
+    size_t map_size = arena->map_size, guard = arena->guard_size;
     ta_track_arena_unmap(arena, map_size);
-    heap->config.os.unmap(heap->config.os.ctx, arena, map_size);
+    heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+}
+
+/* Whether `payload` was the block of one of the last dedicated arenas unmapped. */
+bool ta_arena_was_recent_large(const ta_heap *heap, const void *payload)
+{
+    for (int i = 0; i < TA_RECENT; i++)
+        if (heap->recent_large[i] == payload)
+            return true;
+    return false;
 }
 
 static bool holds_payload(const ta_arena *a, uintptr_t p)

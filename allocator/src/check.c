@@ -70,6 +70,7 @@ typedef struct checker {
     size_t index_count;      /* free chunks reached through the index */
     TAlloc_stats walked;     /* totals of the walk, compared with heap->stats (I6) */
     size_t empty_arena_count;
+    size_t quarantined_count; /* chunks of the walk with the quarantine flag */
 } checker;
 
 static void violation(checker *ck, int invariant, const void *address, const char *detail)
@@ -184,6 +185,7 @@ static void check_arena(checker *ck, const ta_arena *arena)
         } else {
             ck->walked.allocated_count++;
             ck->walked.allocated_bytes += size - TA_HEADER_SIZE;
+            ck->quarantined_count += (c->size_word & TA_QUARANTINED) != 0;
         }
         is_prev_free = ta_chunk_is_free(c);
     }
@@ -216,6 +218,24 @@ static void check_arenas(checker *ck)
     }
 }
 
+/* I5 for held-back chunks: the quarantine holds exactly the flagged chunks of the walk, each
+   a valid, flagged chunk inside an arena. */
+static void check_quarantine(checker *ck)
+{
+    ta_heap *heap = ck->heap;
+    if (ck->quarantined_count != heap->quarantine_count)
+        violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine and walk count different chunks");
+    for (size_t i = 0; i < heap->quarantine_count && heap->quarantine_capacity; i++) {
+        ta_chunk *c = heap->quarantine[(heap->quarantine_head + i) % heap->quarantine_capacity];
+        if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
+            ck->find_arena(heap, ta_chunk_payload(c)) == NULL || !ta_chunk_is_valid(heap, c) ||
+            !(c->size_word & TA_QUARANTINED)) {
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "quarantine holds a chunk not in quarantine");
+            return;
+        }
+    }
+}
+
 static void compare(checker *ck, size_t walked, size_t counted, const char *detail)
 {
     if (walked != counted)
@@ -240,6 +260,7 @@ static void check_totals(checker *ck)
             "maps minus unmaps differ from arena count");
     compare(ck, ck->empty_arena_count, ck->heap->empty_arena_count,
             "empty arena count differs from walk");
+    check_quarantine(ck);
 }
 
 size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ctx)

@@ -33,22 +33,30 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
 
 /* Holding the lock is working on the heap's metadata, which the sanitizers must not blame
    on the allocator (track.h). */
-/* One byte per thread; its address tells threads apart (initial-exec TLS in the malloc
-   library: no allocation on first access). */
-static _Thread_local char thread_tag;
+/* The heaps this thread is inside, innermost last (a walk callback may use another heap).
+   A heap is entered before its lock is taken and left after it is released, so a signal
+   handler that interrupts the thread anywhere in between sees it. Initial-exec TLS in the
+   malloc library: no allocation on a thread's first access. */
+enum { MAX_NESTING = 4 };
+static _Thread_local const ta_heap *inside[MAX_NESTING];
+static _Thread_local unsigned depth;
 
 bool ta_heap_lock(ta_heap *heap)
 {
-    const void *self = &thread_tag;
-    if (atomic_load_explicit(&heap->owner, memory_order_relaxed) == self) {
-        ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
-        ta_report(heap, &fault);
-        errno = EDEADLK;
-        return false;
-    }
+    unsigned n = depth;
+    for (unsigned i = 0; i < n && i < MAX_NESTING; i++)
+        if (inside[i] == heap) {
+            ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
+            ta_report(heap, &fault);
+            errno = EDEADLK;
+            return false;
+        }
+    if (n < MAX_NESTING)
+        inside[n] = heap;
+    atomic_signal_fence(memory_order_seq_cst);
+    depth = n + 1;
+    atomic_signal_fence(memory_order_seq_cst); /* entered before the lock is taken */
     pthread_mutex_lock(&heap->lock);
-    atomic_store_explicit(&heap->owner, self, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* owner is set before the heap is touched */
     ta_track_enter();
     return true;
 }
@@ -56,13 +64,14 @@ bool ta_heap_lock(ta_heap *heap)
 void ta_heap_unlock(ta_heap *heap)
 {
     ta_track_leave();
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&heap->owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&heap->lock);
+    atomic_signal_fence(memory_order_seq_cst); /* left after the lock is released */
+    depth--;
 }
 
 /* A free chunk of at least `chunk_size` bytes from the index or a new arena, or NULL. */
-static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, ta_fault *fault)
+static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, bool *is_whole,
+                             ta_fault *fault)
 {
     ta_chunk *chunk = heap->index->find(heap, chunk_size);
     if (chunk) {
@@ -84,6 +93,7 @@ static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, t
     bool is_dedicated;
     chunk = ta_arena_map(heap, chunk_size, &is_dedicated);
     *is_fresh = chunk != NULL;
+    *is_whole = is_dedicated && heap->config.guard;
     return chunk;
 }
 
@@ -137,8 +147,8 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     size_t chunk_size = ta_chunk_size_for(size);
     bool is_aligned = alignment > TALLOC_ALIGNMENT;
     size_t search_size = is_aligned ? chunk_size + alignment + TA_MIN_CHUNK_SIZE : chunk_size;
-    bool is_fresh = false;
-    ta_chunk *chunk = find_or_map(heap, search_size, &is_fresh, fault);
+    bool is_fresh = false, is_whole = false;
+    ta_chunk *chunk = find_or_map(heap, search_size, &is_fresh, &is_whole, fault);
     if (chunk == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -151,6 +161,8 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     ta_arena_note_taken(heap, chunk);
     if (is_aligned)
         chunk = split_leading_gap(heap, chunk, alignment);
+    if (is_whole) /* a guarded dedicated arena: the block ends where the guard begins */
+        chunk_size = ta_chunk_size(chunk);
     chunk = ta_chunk_take(heap, chunk, chunk_size);
     void *payload = ta_chunk_payload(chunk);
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
@@ -201,12 +213,12 @@ ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
     ta_arena *arena = ta_arena_find(heap, ptr);
     ta_chunk *chunk = NULL;
     if (arena == NULL)
-        error = TALLOC_ERROR_FOREIGN_POINTER;
+        error = ta_arena_was_recent_large(heap, ptr) ? if_free : TALLOC_ERROR_FOREIGN_POINTER;
     else if (((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
         error = TALLOC_ERROR_MISALIGNED_POINTER;
     else if (!ta_chunk_is_valid(heap, chunk = ta_chunk_from_payload(ptr)))
         error = classify_bad_header(heap, arena, ptr, if_free);
-    else if (ta_chunk_is_free(chunk))
+    else if (ta_chunk_is_free(chunk) || (chunk->size_word & TA_QUARANTINED))
         error = if_free;
     if (error == TALLOC_ERROR_NONE)
         return chunk;
@@ -214,18 +226,87 @@ ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
     return NULL;
 }
 
-void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+/* Frees and merges an allocated chunk; `is_tracked` when the sanitizers already saw it go. */
+static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_tracked)
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     const char *chunk_end = (const char *)ta_chunk_next(chunk);
     ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
     if (merged == NULL)
         return;
-    ta_track_free(ta_chunk_payload(chunk), usable);
+    if (!is_tracked)
+        ta_track_free(ta_chunk_payload(chunk), usable);
     if (heap->config.junk)
         ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
     ta_arena_on_free(heap, merged);
+}
+
+void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    free_chunk(heap, chunk, fault, false);
+}
+
+/* ---- free as the program calls it: canary, quarantine ----------------------------------- */
+
+/* Releases the oldest quarantined chunk; its junk must be intact. */
+static void evict_oldest(ta_heap *heap, ta_fault *fault)
+{
+    ta_chunk *chunk = heap->quarantine[heap->quarantine_head];
+    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
+    heap->quarantine_count--;
+    if (heap->config.junk && fault->error == TALLOC_ERROR_NONE) {
+        const void *damage = ta_junk_damage(ta_chunk_payload(chunk), ta_chunk_next(chunk));
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+    }
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), chunk->size_word & TA_KEPT);
+    free_chunk(heap, chunk, fault, true);
+}
+
+void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault)
+{
+    while (heap->quarantine_count > 0)
+        evict_oldest(heap, fault);
+}
+
+/* Holds `chunk` back from reuse; false when there is no quarantine (or no room for one). */
+static bool quarantine(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    if (heap->config.quarantine == 0)
+        return false;
+    if (heap->quarantine == NULL) {
+        size_t bytes = ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size);
+        heap->quarantine = ta_os_scratch_map(bytes);
+        if (heap->quarantine == NULL)
+            return false;
+        heap->quarantine_capacity = bytes / sizeof(ta_chunk *);
+        if (heap->quarantine_capacity > heap->config.quarantine)
+            heap->quarantine_capacity = heap->config.quarantine;
+    }
+    if (heap->quarantine_count == heap->quarantine_capacity)
+        evict_oldest(heap, fault);
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    ta_track_free(ta_chunk_payload(chunk), usable);
+    if (heap->config.junk)
+        ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    size_t tail = (heap->quarantine_head + heap->quarantine_count) % heap->quarantine_capacity;
+    heap->quarantine[tail] = chunk;
+    heap->quarantine_count++;
+    return true;
+}
+
+void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    size_t request;
+    const void *damage;
+    if (heap->config.canary && (damage = ta_canary_damage(heap, chunk, &request))) {
+        *fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage}; /* the block stays */
+        return;
+    }
+    if (!quarantine(heap, chunk, fault))
+        ta_heap_free_chunk(heap, chunk, fault);
 }
 
 /* Grows `chunk` in place into its free successor `next`; false when that is too small, or
@@ -324,7 +405,7 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
         return NULL;
     ta_track_resize(ptr, usable, kept); /* the old payload is copied */
     memcpy(moved, ptr, kept);
-    ta_heap_free_chunk(heap, chunk, fault);
+    ta_heap_free_user(heap, chunk, fault);
     ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
     return moved;
 }

@@ -81,7 +81,8 @@ enum {
 #define TA_FIRST ((uint64_t)4)      /* the first chunk of its arena */
 #define TA_KEPT (TA_PREV_FREE | TA_FIRST) /* flags a chunk keeps when resized */
 #define TA_FLAG_MASK ((uint64_t)15)   /* low bits of size_word that are not size */
-#define TA_KNOWN_FLAGS ((uint64_t)7)  /* of those, the ones in use */
+#define TA_QUARANTINED ((uint64_t)8) /* freed by the program, held back from reuse */
+#define TA_KNOWN_FLAGS ((uint64_t)15) /* of those, the ones in use */
 
 typedef struct ta_chunk {
     uint64_t size_word;          /* chunk bytes | TA_FREE | TA_PREV_FREE */
@@ -91,13 +92,16 @@ typedef struct ta_chunk {
     uint64_t mark;               /* valid while free: scratch for the checker */
 } ta_chunk;
 
+enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
+
 typedef struct ta_arena {
     uint64_t check;              /* ta_arena_check_value(secret, address, map_size) */
     struct ta_arena *next;       /* heap's arena list, in creation order */
     struct ta_arena *prev;
     size_t map_size;             /* bytes mapped, multiple of the page size */
     struct TAlloc_heap *heap;    /* owner */
-    uint64_t is_dedicated;       /* 1: mapped for one large request, never retained */
+    uint32_t is_dedicated;       /* 1: mapped for one large request, never retained */
+    uint32_t guard_size;         /* bytes of the inaccessible guard after the mapping */
 } ta_arena;
 
 _Static_assert(sizeof(ta_arena) == TA_ARENA_HEADER_SIZE, "arena header size");
@@ -112,7 +116,6 @@ typedef struct ta_free_index_ops {
 
 struct TAlloc_heap {
     pthread_mutex_t lock;
-    _Atomic(const void *) owner;  /* a tag of the thread holding the lock, or NULL */
     TAlloc_config config;        /* as given, with defaults filled in */
     size_t arena_size;           /* standard arena bytes, page-rounded */
     size_t page_size;
@@ -128,6 +131,11 @@ struct TAlloc_heap {
     size_t arena_table_capacity; /* entries mapped; 0 when the table could not be grown and
                                     lookups walk the list instead */
     bool is_arena_table_lost;
+    ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
+    size_t quarantine_head, quarantine_count, quarantine_capacity;
+    unsigned recent_next;
+    const void *recent_large[TA_RECENT]; /* payloads of the last dedicated arenas unmapped:
+                                            a second free of one is a double free */
     size_t empty_arena_count;    /* retained arenas that are one free chunk */
     uint64_t check_epoch;        /* last mark value the checker used */
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
@@ -201,6 +209,8 @@ TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
 TA_HIDDEN void ta_arena_table_free(ta_heap *heap);
+TA_HIDDEN void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena);
+TA_HIDDEN bool ta_arena_was_recent_large(const ta_heap *heap, const void *payload);
 /* Index in the arena table of the last arena that starts at or below `address`, or -1. */
 TA_HIDDEN ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address);
 
@@ -251,6 +261,9 @@ TA_HIDDEN bool ta_heap_init(ta_heap *heap, const TAlloc_config *config);
 TA_HIDDEN void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
 TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault);
 TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+/* free of a validated chunk: verifies its canary, then quarantines or releases it. */
+TA_HIDDEN void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+TA_HIDDEN void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault);
 TA_HIDDEN void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
 /* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when this thread
    already holds it - a signal handler or a callback re-entering the heap - instead of
@@ -282,6 +295,7 @@ TA_HIDDEN const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t take
 TA_HIDDEN size_t ta_os_page_size(void);
 TA_HIDDEN uint64_t ta_os_random_secret(void);
 TA_HIDDEN void *ta_os_scratch_map(size_t size);
+TA_HIDDEN bool ta_os_protect_none(void *address, size_t size);
 TA_HIDDEN void ta_os_scratch_unmap(void *address, size_t size);
 TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault);
 TA_HIDDEN ta_heap *ta_default_heap(void);

@@ -88,10 +88,17 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         *(item[0] == 's' ? &process_options.stats : &process_options.verbose) = (int)n;
         return true;
     }
-    if (is_key(item, key_length, "canary") || is_key(item, key_length, "junk")) {
+    if (is_key(item, key_length, "canary") || is_key(item, key_length, "junk") ||
+        is_key(item, key_length, "guard")) {
         if (!is_flag)
             return false;
-        *(item[0] == 'c' ? &config->canary : &config->junk) = (int)n;
+        *(item[0] == 'c' ? &config->canary : item[0] == 'j' ? &config->junk : &config->guard) = (int)n;
+        return true;
+    }
+    if (is_key(item, key_length, "quarantine")) {
+        if (!is_number || n > ((size_t)1 << 20))
+            return false;
+        config->quarantine = n;
         return true;
     }
     if (is_key(item, key_length, "arena_size")) {
@@ -140,6 +147,10 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, (uint64_t)config->canary);
     ta_text_str(&t, " junk=");
     ta_text_u64(&t, (uint64_t)config->junk);
+    ta_text_str(&t, " guard=");
+    ta_text_u64(&t, (uint64_t)config->guard);
+    ta_text_str(&t, " quarantine=");
+    ta_text_u64(&t, config->quarantine);
     ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }

@@ -39,6 +39,15 @@ void ta_os_scratch_unmap(void *address, size_t size)
     os_unmap(NULL, address, size);
 }
 
+/* Makes pages inaccessible (guard pages); false if the OS refuses. */
+bool ta_os_protect_none(void *address, size_t size)
+{
+    int saved = errno;
+    bool ok = mprotect(address, size, PROT_NONE) == 0;
+    errno = saved;
+    return ok;
+}
+
 static const TAlloc_os default_os = {os_map, os_unmap, NULL};
 
 const TAlloc_os *TAlloc_os_default(void)
