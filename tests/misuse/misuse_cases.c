@@ -146,11 +146,12 @@ static void case_double_free_after_other_frees(void)
     free(hide(a));
 }
 
-/* The block's arena is unmapped by the first free: the second free finds no arena at all. */
+/* The block's arena is unmapped by the first free; the heap remembers the last such blocks,
+   so the second free is still known as a double free. */
 static void case_double_free_large(void)
 {
     void *p = must_malloc(LARGE_SIZE);
-    expect_report("foreign pointer", p);
+    expect_report("double free", p);
     free(p);
     free(hide(p));
 }
@@ -396,6 +397,77 @@ static void case_double_free_after_reuse(void)
     free(hide(p));
 }
 
+/* ---- cases for the hardening options ----------------------------------------------------- */
+
+/* canary=1: one byte written past the requested size (a classic off-by-one NUL). */
+static void case_overflow_1_byte(void)
+{
+    char *p = must_malloc(SMALL);
+    expect_report("canary corrupted", p + SMALL);
+    ((volatile char *)hide(p))[SMALL] = 0;
+    free(p);
+}
+
+/* canary=1: eight bytes past the requested size (96: the block's 8 canary bytes). */
+static void case_overflow_8_bytes(void)
+{
+    char *p = must_malloc(96);
+    expect_report("canary corrupted", p + 96);
+    memset(hide(p + 96), 0, 8);
+    free(p);
+}
+
+/* A write after free over the first word of a freed block: its free-list link. Freeing its
+   left neighbour merges with it, and the merge verifies the link first. */
+static void case_write_after_free_link(void)
+{
+    char *b = must_malloc(SMALL);
+    char *a = must_malloc(SMALL);
+    void *after = must_malloc(SMALL);
+    (void)after;
+    require_layout(is_neighbour(b, a), "two blocks in a row");
+    free(a);
+    expect_report("corrupted free list", a);
+    memset(hide(a), 0x41, 8);
+    free(b);
+}
+
+/* junk=1: a byte written into a freed block, found when the block is handed out again. */
+static void case_write_after_free_payload(void)
+{
+    enum { SIZE = 3000 };
+    char *a = must_malloc(SIZE);
+    void *after = must_malloc(SMALL);
+    (void)after;
+    free(a);
+    expect_report("write after free", a + 1000);
+    ((volatile char *)hide(a))[1000] = 'w';
+    char *again = malloc(SIZE);
+    require_layout(again == a, "the freed block is handed out again");
+}
+
+/* guard=1: a large block ends at an inaccessible page; writing past it faults at once. */
+static void case_guard_page_overflow(void)
+{
+    char *p = must_malloc(LARGE_SIZE);
+    size_t usable = malloc_usable_size(p);
+    expect_none();
+    ((volatile char *)hide(p))[usable + 16] = 1;
+    free(p);
+}
+
+/* quarantine=64: the double free after reuse, but the block is still in quarantine, so it
+   was never handed out again and the second free is known as one. */
+static void case_double_free_quarantined(void)
+{
+    void *p = must_malloc(SMALL);
+    free(p);
+    void *q = must_malloc(SMALL);
+    require_layout(q != p, "the freed block is held back");
+    expect_report("double free", p);
+    free(hide(p));
+}
+
 /* ---- the catalog ------------------------------------------------------------------------- */
 
 typedef struct misuse_case {
@@ -427,6 +499,12 @@ static const misuse_case cases[] = {
     {"boundary_tag", "", KIND_ABORT, false, case_boundary_tag},
     {"signal_during_malloc", "", KIND_ABORT, true, case_signal_during_malloc},
     {"double_free_after_reuse", "", KIND_UNDETECTABLE, false, case_double_free_after_reuse},
+    {"write_after_free_link", "", KIND_ABORT, false, case_write_after_free_link},
+    {"overflow_1_byte", "canary=1", KIND_ABORT, false, case_overflow_1_byte},
+    {"overflow_8_bytes", "canary=1", KIND_ABORT, false, case_overflow_8_bytes},
+    {"write_after_free_payload", "junk=1", KIND_ABORT, false, case_write_after_free_payload},
+    {"guard_page_overflow", "guard=1", KIND_SIGSEGV, false, case_guard_page_overflow},
+    {"double_free_quarantined", "quarantine=64", KIND_ABORT, false, case_double_free_quarantined},
 };
 
 static const char *kind_name(outcome_kind kind)

@@ -25,25 +25,6 @@ enum {
     LAYOUT_FAILED = 3,        /* misuse_cases: the heap layout a case needs was not reached */
 };
 
-/*
- * Outcomes TAlloc is known to give instead of the catalog's, one entry per defect; a run that
- * ends this way is counted and shown, not failed, as long as the case's own outcome is seen
- * in the other runs. Delete the entry once the allocator is fixed.
- */
-typedef struct known_defect {
-    const char *name;
-    int signo; /* the run is killed by this signal, with no "talloc: " line */
-    const char *what;
-} known_defect;
-
-static const known_defect known_defects[] = {
-    {"signal_during_malloc", SIGALRM,
-     "the timer's signal landed while the heap's mutex was held but its owner mark was not "
-     "set (ta_heap_lock after pthread_mutex_lock, ta_heap_unlock before "
-     "pthread_mutex_unlock): the handler's malloc waits for the mutex forever, and the case's "
-     "watchdog ends the run"},
-};
-
 typedef struct catalog_case {
     char name[64];
     char kind[16];
@@ -197,16 +178,6 @@ static int talloc_lines(const char *err, char *first, size_t capacity)
     return count;
 }
 
-static const known_defect *defect_of(const catalog_case *c, const run_result *r,
-                                     int report_count)
-{
-    for (size_t i = 0; i < sizeof known_defects / sizeof known_defects[0]; i++)
-        if (strcmp(known_defects[i].name, c->name) == 0 && report_count == 0 &&
-            WIFSIGNALED(r->status) && WTERMSIG(r->status) == known_defects[i].signo)
-            return &known_defects[i];
-    return NULL;
-}
-
 /* The outcome of one run in words, for failure messages. */
 static void describe(const run_result *r, char *buf, size_t capacity)
 {
@@ -219,8 +190,8 @@ static void describe(const run_result *r, char *buf, size_t capacity)
         snprintf(buf, capacity, "exit status %d", WEXITSTATUS(r->status));
 }
 
-/* Checks one run of case `c`; returns 1 when it ended as the catalog says, 0 when it ended
-   as a known defect, -1 on a failure (recorded). */
+/* Checks one run of case `c`; returns 1 when it ended as the catalog says, -1 on a failure
+   (recorded). */
 static int check_run(const catalog_case *c, const run_result *r)
 {
     char expected[256], got[256], how[128];
@@ -231,8 +202,6 @@ static int check_run(const catalog_case *c, const run_result *r)
         EXPECT(0, "%s: the case could not set up its heap layout: %s", c->name, r->err);
         return -1;
     }
-    if (defect_of(c, r, reports))
-        return 0;
     if (!EXPECT(want != NULL, "%s: want one \"expect: \" line on stdout, got \"%s\" (%s)",
                 c->name, r->out, how))
         return -1;
@@ -266,26 +235,15 @@ static void run_case(char *cases_path, const char *preload, const catalog_case *
     snprintf(name, sizeof name, "%.*s", (int)sizeof name - 1, c->name);
     char *argv[] = {cases_path, name, NULL};
     int runs = c->is_repeat ? REPEAT_RUNS : 1;
-    int as_catalog = 0, as_defect = 0;
-    const char *defect = NULL;
+    int as_catalog = 0;
     static run_result r;
     for (int i = 0; i < runs; i++) {
         if (!EXPECT(run_program(argv, preload, c->options, &r), "%s: could not run", c->name))
             return;
-        int verdict = check_run(c, &r);
-        if (verdict < 0)
+        if (check_run(c, &r) < 0)
             return;
-        if (verdict == 0) {
-            as_defect++;
-            defect = defect_of(c, &r, 0)->what;
-        } else {
-            as_catalog++;
-        }
+        as_catalog++;
     }
-    if (as_defect > 0)
-        printf("note: %s: %d of %d runs ended by a known defect: %s\n", c->name, as_defect,
-               runs, defect);
-    EXPECT(as_catalog > 0, "%s: no run ended as the catalog says", c->name);
     printf("%-32s %-12s %d run%s ok\n", c->name, c->kind, as_catalog, as_catalog == 1 ? "" : "s");
 }
 
