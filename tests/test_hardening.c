@@ -372,6 +372,17 @@ static void test_quarantine(void)
     EXPECT(s.allocated_count == 0 && TAlloc_heap_check(heap, NULL, NULL) == 0,
            "trim releases the quarantine: %zu allocated", s.allocated_count);
 
+    /* releasing the quarantine alone: the blocks become free, the arenas stay */
+    for (int i = 0; i < 3; i++)
+        TAlloc_heap_free(heap, TAlloc_heap_malloc(heap, 64));
+    TAlloc_heap_get_stats(heap, &s);
+    size_t arenas = s.arena_count;
+    EXPECT(s.allocated_count == 3, "three blocks held: %zu", s.allocated_count);
+    TAlloc_heap_release_quarantine(heap);
+    TAlloc_heap_get_stats(heap, &s);
+    EXPECT(s.allocated_count == 0 && s.arena_count == arenas && r.count == 0,
+           "released: %zu allocated, %zu arenas", s.allocated_count, s.arena_count);
+
     /* with a handler: a double free of a quarantined block is refused, the heap stays whole */
     p = TAlloc_heap_malloc(heap, 300);
     TAlloc_heap_free(heap, p);

@@ -243,6 +243,10 @@ TALLOC_API void TAlloc_get_stats(TAlloc_stats *out);
 TALLOC_API void TAlloc_heap_write_stats(TAlloc_heap *heap, int fd);
 TALLOC_API void TAlloc_write_stats(int fd);
 
+/* Releases the blocks held in quarantine (config.quarantine) for reuse. */
+TALLOC_API void TAlloc_heap_release_quarantine(TAlloc_heap *heap);
+TALLOC_API void TAlloc_release_quarantine(void);
+
 /* Releases the blocks held in quarantine, then unmaps the empty arenas the heap retains for
    reuse. Returns how many arenas were unmapped. */
 TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);

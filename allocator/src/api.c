@@ -227,6 +227,23 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
     return released;
 }
 
+void TAlloc_heap_release_quarantine(TAlloc_heap *heap)
+{
+    int saved = errno;
+    if (!ta_heap_lock(heap))
+        return;
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    ta_heap_release_quarantine(heap, &fault);
+    unlock_noting_links(heap, &fault);
+    report_if(heap, &fault);
+    errno = saved;
+}
+
+void TAlloc_release_quarantine(void)
+{
+    TAlloc_heap_release_quarantine(ta_default_heap());
+}
+
 size_t TAlloc_trim(void)
 {
     return TAlloc_heap_trim(ta_default_heap());
