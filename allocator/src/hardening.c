@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "track.h"
 
 enum { JUNK_WORD_BYTES = 8 };
 static const uint64_t junk_word = 0x0101010101010101u * TA_JUNK_BYTE;
@@ -66,10 +67,16 @@ const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t 
 
 /* ---- junk ---------------------------------------------------------------------------- */
 
+/* Free memory stays inaccessible to the sanitizers; only the fill itself may touch it (a
+   sanitizer runtime checks memset even when called from uninstrumented code). */
 void ta_junk_fill(void *from, void *to)
 {
-    if ((char *)to > (char *)from)
-        memset(from, TA_JUNK_BYTE, (size_t)((char *)to - (char *)from));
+    if ((char *)to <= (char *)from)
+        return;
+    size_t n = (size_t)((char *)to - (char *)from);
+    TA_ASAN_UNPOISON(from, n);
+    memset(from, TA_JUNK_BYTE, n);
+    TA_ASAN_POISON(from, n);
 }
 
 /* The first byte in [from, to) (8-byte aligned bounds) that is neither junk nor part of a
