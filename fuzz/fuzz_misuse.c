@@ -18,7 +18,9 @@
  *                        drop it from the model, then call the same    after free (realloc,
  *                        pointer again                                 usable_size); foreign
  *                                                                      pointer when that free
- *                                                                      unmapped B's arena
+ *                                                                      unmapped B's standard
+ *                                                                      arena (a dedicated one
+ *                                                                      is remembered)
  *   1  interior_free     call with B + 16 * (1 + P % 4), or B + 16     interior pointer
  *                        when that is not below B's usable size
  *   2  misaligned_free   call with B + 1 + P % 15                      misaligned pointer
@@ -175,6 +177,8 @@ typedef struct misuse {
     const void *address;
     const void *watched;     /* noted when an unmap covers it */
     bool is_watched_unmapped;
+    bool is_watched_dedicated;   /* ... and it was a dedicated arena (remembered by TAlloc) */
+    size_t arena_size;           /* the heap's standard arena size */
     pending_damage damage;
 } misuse;
 
@@ -403,9 +407,10 @@ static void damage_double_free(misuse *m, th_run *run, size_t op_index, size_t i
     th_run_forget_block(run, index);
     if (th_run_has_failed(run))
         return;
-    TAlloc_error want = m->is_watched_unmapped ? TALLOC_ERROR_FOREIGN_POINTER
-                        : call == CALL_FREE  ? TALLOC_ERROR_DOUBLE_FREE
-                                             : TALLOC_ERROR_USE_AFTER_FREE;
+    TAlloc_error want = m->is_watched_unmapped && !m->is_watched_dedicated
+                            ? TALLOC_ERROR_FOREIGN_POINTER
+                        : call == CALL_FREE ? TALLOC_ERROR_DOUBLE_FREE
+                                            : TALLOC_ERROR_USE_AFTER_FREE;
     expect_immediate(m, run, op_index, DAMAGE_DOUBLE_FREE, call, block, 1u + param, want);
 }
 
@@ -793,8 +798,10 @@ static void on_unmap(void *ctx, void *base, size_t size)
 {
     misuse *m = ctx;
     uintptr_t from = (uintptr_t)base, to = from + size;
-    if (m->watched && (uintptr_t)m->watched >= from && (uintptr_t)m->watched < to)
+    if (m->watched && (uintptr_t)m->watched >= from && (uintptr_t)m->watched < to) {
         m->is_watched_unmapped = true;
+        m->is_watched_dedicated = size != m->arena_size;
+    }
     pending_damage *d = &m->damage;
     if (!d->is_active || d->is_unmapped || (uintptr_t)d->header < from || (uintptr_t)d->header >= to)
         return;
@@ -819,6 +826,7 @@ static void configure(th_config *config)
     }
     state = (misuse){0};
     th_config_init(config);
+    state.arena_size = config->arena_size;
     config->allowed_ops = ((1u << TH_OP_KIND_COUNT) - 1) & ~(1u << TH_OP_FAIL_MAPS);
     config->hooks = (th_hooks){.on_unmap = on_unmap, .after_op = after_op, .damage = on_damage,
                                .on_error = on_error, .ctx = &state};

@@ -90,7 +90,7 @@ static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, b
         }
         return chunk;
     }
-    bool is_dedicated;
+    bool is_dedicated = false;
     chunk = ta_arena_map(heap, chunk_size, &is_dedicated);
     *is_fresh = chunk != NULL;
     *is_whole = is_dedicated && heap->config.guard;
