@@ -172,10 +172,6 @@ void ta_arena_unmap(ta_heap *heap, ta_arena *arena)
     heap->stats.unmap_count++;
     heap->stats.arena_count--;
     heap->stats.mapped_bytes -= arena->map_size;
-    if (arena->is_dedicated) {
-        heap->recent_large[heap->recent_next] = ta_chunk_payload(chunk);
-        heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
-    }
     ta_arena_unmap_memory(heap, arena);
 }
 
@@ -253,7 +249,7 @@ void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk)
 }
 
 /* Called after a free produced `chunk`: if it is a whole arena, retain it or unmap it. */
-void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk)
+void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed)
 {
     ta_arena *arena = arena_if_whole(heap, chunk);
     if (arena == NULL)
@@ -262,6 +258,10 @@ void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk)
         heap->empty_arena_count++;
         ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
         return;
+    }
+    if (arena->is_dedicated) {
+        heap->recent_large[heap->recent_next] = freed;
+        heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
     }
     ta_arena_unmap(heap, arena);
     ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);

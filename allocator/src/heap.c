@@ -239,7 +239,7 @@ static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_
     if (heap->config.junk)
         ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
-    ta_arena_on_free(heap, merged);
+    ta_arena_on_free(heap, merged, ta_chunk_payload(chunk));
 }
 
 void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)

@@ -134,8 +134,8 @@ struct TAlloc_heap {
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     unsigned recent_next;
-    const void *recent_large[TA_RECENT]; /* payloads of the last dedicated arenas unmapped:
-                                            a second free of one is a double free */
+    const void *recent_large[TA_RECENT]; /* the blocks whose dedicated arenas were unmapped
+                                            last: a second free of one is a double free */
     size_t empty_arena_count;    /* retained arenas that are one free chunk */
     uint64_t check_epoch;        /* last mark value the checker used */
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
@@ -205,7 +205,8 @@ TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *addres
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
-TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
+/* `freed` is the block whose free produced `chunk`. */
+TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
 TA_HIDDEN void ta_arena_table_free(ta_heap *heap);
