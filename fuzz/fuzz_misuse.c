@@ -18,9 +18,10 @@
  *                        drop it from the model, then call the same    after free (realloc,
  *                        pointer again                                 usable_size); foreign
  *                                                                      pointer when that free
- *                                                                      unmapped B's standard
- *                                                                      arena (a dedicated one
- *                                                                      is remembered)
+ *                                                                      unmapped B's arena,
+ *                                                                      unless B was too large
+ *                                                                      for a standard arena
+ *                                                                      (TAlloc remembers it)
  *   1  interior_free     call with B + 16 * (1 + P % 4), or B + 16     interior pointer
  *                        when that is not below B's usable size
  *   2  misaligned_free   call with B + 1 + P % 15                      misaligned pointer
@@ -139,6 +140,7 @@ enum {
     PARAM_DEFERRED = 0x80,  /* kinds 4 and 5: leave the damage pending */
     WINDOW_BASE = 8,        /* deferred damage stays WINDOW_BASE << (K / 7 % 3) ops */
     MAX_HELD = 2,           /* blocks taken over from the model while damage is pending */
+    ARENA_RESERVED = 64,    /* arena header + end fence */
     LINKS_AND_MARK = 24,    /* free chunk payload: next, prev, checker mark */
     FOOTER = 8,             /* free chunk payload: its last 8 bytes */
     HISTOGRAM_SIZE = 64,    /* ops until detection; the last bucket: that many or more */
@@ -402,12 +404,14 @@ static void damage_double_free(misuse *m, th_run *run, size_t op_index, size_t i
 {
     m->watched = block;
     m->is_watched_unmapped = false;
+    /* TAlloc remembers a block too large for a standard arena after unmapping its arena */
+    bool is_large = quiet_usable(run, block) + HEADER_SIZE > m->arena_size - ARENA_RESERVED;
     TAlloc_heap_free(th_run_heap(run), block); /* legitimate: a report fails the run */
     m->watched = NULL;
     th_run_forget_block(run, index);
     if (th_run_has_failed(run))
         return;
-    TAlloc_error want = m->is_watched_unmapped && !m->is_watched_dedicated
+    TAlloc_error want = m->is_watched_unmapped && !(m->is_watched_dedicated && is_large)
                             ? TALLOC_ERROR_FOREIGN_POINTER
                         : call == CALL_FREE ? TALLOC_ERROR_DOUBLE_FREE
                                             : TALLOC_ERROR_USE_AFTER_FREE;

@@ -140,6 +140,9 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     }
     *arena = (ta_arena){.map_size = map_size, .heap = heap, .is_dedicated = dedicated,
                         .guard_size = (uint32_t)guard};
+    for (int i = 0; i < TA_RECENT; i++) /* blocks remembered here are gone for good */
+        if ((uintptr_t)heap->recent_large[i] - (uintptr_t)arena < map_size)
+            heap->recent_large[i] = NULL;
     ta_track_arena_map(arena, map_size);
     ta_arena_seal(heap, arena);
     link_last(heap, arena);
@@ -259,7 +262,7 @@ void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed)
         ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
         return;
     }
-    if (arena->is_dedicated) {
+    if (arena->is_dedicated && freed) {
         heap->recent_large[heap->recent_next] = freed;
         heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
     }

@@ -231,6 +231,8 @@ static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     const char *chunk_end = (const char *)ta_chunk_next(chunk);
+    /* a block too large for a standard arena: remembered if its arena is unmapped */
+    bool is_large = ta_chunk_size(chunk) > heap->arena_size - TA_ARENA_RESERVED;
     ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
     if (merged == NULL)
         return;
@@ -239,7 +241,7 @@ static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_
     if (heap->config.junk)
         ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
-    ta_arena_on_free(heap, merged, ta_chunk_payload(chunk));
+    ta_arena_on_free(heap, merged, is_large ? ta_chunk_payload(chunk) : NULL);
 }
 
 void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)

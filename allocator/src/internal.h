@@ -205,7 +205,8 @@ TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *addres
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
-/* `freed` is the block whose free produced `chunk`. */
+/* `freed`: the large block whose free produced `chunk` (remembered if its arena goes), or
+   NULL. */
 TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
