@@ -37,14 +37,44 @@ static ta_chunk *next_of(ta_heap *heap, ta_chunk *c)
     return NULL;
 }
 
-/* Links `chunk` in address order. O(free chunks). */
+enum { NEARBY_CHUNKS = 64 };
+
+/*
+ * The free chunk that follows `chunk` in the list, found by stepping over at most
+ * NEARBY_CHUNKS chunks after it in its arena: the first free one met is its successor (no
+ * other arena lies between them), and that one's back link is its predecessor. False when
+ * none is that near, or a header on the way is not valid.
+ */
+static bool find_nearby(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chunk **next)
+{
+    ta_chunk *c = ta_chunk_next(chunk);
+    for (int i = 0; i < NEARBY_CHUNKS && ta_chunk_is_valid(heap, c); i++, c = ta_chunk_next(c)) {
+        if (!ta_chunk_is_free(c))
+            continue;
+        ta_chunk *before = ta_link_get(heap, &c->prev_link);
+        if (!ta_link_is_plausible(heap, before) || (before && before >= chunk) ||
+            (before ? ta_link_get(heap, &before->next_link) : heap->free_head) != c)
+            return false; /* the walk below notes what is damaged */
+        *prev = before;
+        *next = c;
+        return true;
+    }
+    return false;
+}
+
+/* Links `chunk` in address order: O(1) when a free chunk follows it closely in its arena,
+   else a walk of the list from its head. */
 void ta_index_insert(ta_heap *heap, ta_chunk *chunk)
 {
     ta_chunk *prev = NULL;
     ta_chunk *next = heap->free_head;
-    while (next && next < chunk) {
-        prev = next;
-        next = next_of(heap, next);
+    if (!find_nearby(heap, chunk, &prev, &next)) {
+        prev = NULL;
+        next = heap->free_head;
+        while (next && next < chunk) {
+            prev = next;
+            next = next_of(heap, next);
+        }
     }
     if (heap->bad_link)
         return; /* the list is damaged: leave it as it is */
