@@ -146,6 +146,12 @@ typedef struct th_config {
     bool stop_at_failure;      /* default true: stop at the first failure */
     volatile size_t *progress; /* if set: the index of each op is stored here before it runs,
                                   so a supervising process can name the op that crashed */
+    /* The heap's hardening options (TAlloc_config canary, junk, quarantine; default off).
+       With a quarantine the harness releases it after every op (before after_op) and before
+       the final checks, so I7 and I8 see the live blocks only. */
+    int canary;
+    int junk;
+    size_t quarantine;
     th_hooks hooks;
 } th_config;
 

@@ -154,6 +154,8 @@ static void check_empty_shape(th_run *run)
         return;
     }
     size_t largest = th_edge_size(15, run->config->arena_size); /* @arena_max */
+    if (run->config->canary)
+        largest -= 16; /* a canary needs bytes past the request: one 16-byte step less */
     void *p = TAlloc_heap_malloc(run->heap, largest);
     if (p == NULL) {
         th_run_fail(run, TH_I8_DRAINED, NULL, "drained heap cannot allocate %zu bytes", largest);
@@ -176,6 +178,8 @@ bool th_check_drained(th_run *run)
             th_model_remove(run, run->live_count - 1);
         }
     }
+    if (run->config->quarantine)
+        TAlloc_heap_release_quarantine(run->heap);
     if (run->is_checking && !th_run_has_failed(run) && th_run_check(run, run->op_index))
         check_empty_shape(run);
     TAlloc_stats stats;

@@ -341,6 +341,9 @@ static bool create_heap(th_run *run)
     config.arena_size = run->config->arena_size;
     config.retained_arena_count = run->config->retained_arena_count;
     config.policy = run->config->policy;
+    config.canary = run->config->canary;
+    config.junk = run->config->junk;
+    config.quarantine = run->config->quarantine;
     config.os = (TAlloc_os){run_map, run_unmap, run};
     config.error_handler = run_error;
     config.error_ctx = run;
@@ -362,6 +365,8 @@ static void run_op(th_run *run, const th_program *program, size_t i)
         *run->config->progress = i;
     if (is_allowed(run, (th_op_kind)op->kind))
         execute(run, op, &r);
+    if (run->config->quarantine)
+        TAlloc_heap_release_quarantine(run->heap);
     r.maps_failed = run->maps_failed_in_op;
     if (r.is_executed)
         run->result->counters.executed[op->kind]++;
