@@ -128,7 +128,7 @@
  *   TALLOC_MISUSE_STATS=1 ./fuzz_misuse -runs=100000 corpus_dir
  * For measurements only, TALLOC_MISUSE_COUNT_MISSES=1 counts a detection failure as "missed"
  * in its row (the first ones' text is printed with the totals) instead of failing the input;
- * the rest of that input then runs unchecked and without damage.
+ * the rest of that input then leaves the heap alone (its ops are skipped, nothing is freed).
  *
  * This header and fuzz_misuse_kinds.h, fuzz_misuse_hooks.h are the parts of one translation
  * unit per target: every build (CMake, talloc-replay, .clusterfuzzlite/build.sh) compiles
@@ -230,6 +230,7 @@ typedef struct pending_damage {
 /* The hooks' state, reset for every input. */
 typedef struct misuse {
     th_run *run;             /* the current run (for on_unmap, which does not get it) */
+    th_config *config;       /* the run's configuration */
     bool is_hardened;        /* canary, junk and quarantine on */
     bool is_probing;         /* inside a call of ours that may report */
     bool is_spoiled;         /* a miss was counted (TALLOC_MISUSE_COUNT_MISSES): hands off */
@@ -402,7 +403,12 @@ static void miss(misuse *m, th_run *run, int row, const void *address, const cha
         write_owned(d->at, d->saved, d->length);
     d->is_active = false;
     m->is_spoiled = true;
+    /* the heap may be broken now: the rest of the input leaves it alone (the op kinds the
+       run executes are read for every op; the drain frees what the model holds) */
     th_run_set_checking(run, false);
+    m->config->allowed_ops = 1u << TH_OP_DAMAGE;
+    while (th_run_live_count(run) > 0)
+        th_run_forget_block(run, 0);
 }
 
 /* ---- reports and calls that may get one --------------------------------------------------- */
@@ -432,6 +438,12 @@ static void on_error(void *ctx, th_run *run, TAlloc_error error, const void *add
         d->is_reported = true;
         d->error = error;
         d->address = address;
+        return;
+    }
+    if (d->is_active && !m->is_probing) { /* a call after the report met what it left behind */
+        miss(m, run, d->row, address, "%s of block %p (op %zu): after the report \"%s\" at %p, "
+             "TAlloc reported \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
+             TAlloc_error_string(d->error), d->address, TAlloc_error_string(error), address);
         return;
     }
     if (!m->is_probing && !m->is_spoiled)

@@ -272,7 +272,7 @@ static void misuse_configure(th_config *config, const char *name, bool is_harden
         flag = getenv("TALLOC_MISUSE_COUNT_MISSES");
         is_counting_misses = flag && strcmp(flag, "1") == 0;
     }
-    state = (misuse){0};
+    state = (misuse){.config = config};
     th_config_init(config);
     state.arena_size = config->arena_size;
     state.is_hardened = is_hardened;
