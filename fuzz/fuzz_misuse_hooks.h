@@ -199,6 +199,8 @@ static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, c
     misuse *m = ctx;
     pending_damage *d = &m->damage;
     m->run = run;
+    while (m->is_spoiled && th_run_live_count(run) > 0)
+        th_run_forget_block(run, 0);
     if (!d->is_active || th_run_has_failed(run) || m->is_spoiled)
         return;
     bool is_window_over = op_index - d->op_index >= d->window;
