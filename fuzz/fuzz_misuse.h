@@ -129,6 +129,9 @@
  * For measurements only, TALLOC_MISUSE_COUNT_MISSES=1 counts a detection failure as "missed"
  * in its row (the first ones' text is printed with the totals) instead of failing the input;
  * the rest of that input then leaves the heap alone (its ops are skipped, nothing is freed).
+ * A heap a miss left broken can still crash TAlloc when the final drain frees what the
+ * program had freed into it; with TALLOC_MISUSE_STATS_FILE=PATH the totals are kept in PATH
+ * (saved at every input and every miss, loaded at start), so restarted processes add up.
  *
  * This header and fuzz_misuse_kinds.h, fuzz_misuse_hooks.h are the parts of one translation
  * unit per target: every build (CMake, talloc-replay, .clusterfuzzlite/build.sh) compiles
@@ -319,6 +322,28 @@ typedef struct kind_stats {
 static kind_stats stats[ROW_COUNT];
 static bool is_counting_misses;
 static const char *target_name = "fuzz_misuse";
+static const char *stats_path;   /* TALLOC_MISUSE_STATS_FILE: totals kept across processes */
+
+/* The totals so far, into the statistics file (at every input and every miss, so a process
+   that dies on the next input loses nothing), and back from it when a process starts. */
+static void save_stats(void)
+{
+    FILE *f = stats_path ? fopen(stats_path, "wb") : NULL;
+    if (f == NULL)
+        return;
+    fwrite(stats, sizeof stats, 1, f);
+    fclose(f);
+}
+
+static void load_stats(void)
+{
+    FILE *f = stats_path ? fopen(stats_path, "rb") : NULL;
+    if (f == NULL)
+        return;
+    if (fread(stats, sizeof stats, 1, f) != 1)
+        memset(stats, 0, sizeof stats);
+    fclose(f);
+}
 
 static void count_detection(int row, size_t ops, TAlloc_error error)
 {
@@ -398,6 +423,7 @@ static void miss(misuse *m, th_run *run, int row, const void *address, const cha
     if (k->missed < MISSES_SHOWN)
         snprintf(k->misses[k->missed], sizeof k->misses[0], "%s", detail);
     k->missed++;
+    save_stats();
     pending_damage *d = &m->damage;
     if (d->is_active && !d->is_reported && !d->is_unmapped && is_restorable(d))
         write_owned(d->at, d->saved, d->length);
@@ -411,44 +437,6 @@ static void miss(misuse *m, th_run *run, int row, const void *address, const cha
 }
 
 /* ---- reports and calls that may get one --------------------------------------------------- */
-
-/* The line TAlloc writes when no handler is installed names the error and the address. */
-static void check_report_line(th_run *run, TAlloc_error error, const void *address)
-{
-    char line[128], want[128];
-    TAlloc_error_format(line, sizeof line, error, address);
-    snprintf(want, sizeof want, "talloc: %s %p\n", TAlloc_error_string(error), address);
-    if (strcmp(line, want) != 0)
-        th_run_fail(run, TH_API, address, "report line \"%s\" differs from \"%s\"", line, want);
-}
-
-static void on_error(void *ctx, th_run *run, TAlloc_error error, const void *address)
-{
-    misuse *m = ctx;
-    pending_damage *d = &m->damage;
-    check_report_line(run, error, address);
-    m->report_count++;
-    m->error = error;
-    m->address = address;
-    if (d->is_active && !d->is_reported) {
-        /* TAlloc returns without touching the damaged bytes: make them whole before it does */
-        if (!d->is_unmapped && is_restorable(d))
-            write_owned(d->at, d->saved, d->length);
-        d->is_reported = true;
-        d->error = error;
-        d->address = address;
-        return;
-    }
-    if (d->is_active && !m->is_probing) { /* a call after the report met what it left behind */
-        miss(m, run, d->row, address, "%s of block %p (op %zu): after the report \"%s\" at %p, "
-             "TAlloc reported \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
-             TAlloc_error_string(d->error), d->address, TAlloc_error_string(error), address);
-        return;
-    }
-    if (!m->is_probing && !m->is_spoiled)
-        th_run_fail(run, TH_API, address, "TAlloc reported \"%s\" with no damage pending",
-                    TAlloc_error_string(error));
-}
 
 /* Makes `call` on `ptr` (realloc to `size` bytes) where a report is expected, and checks what
    TAlloc promises after one. Returns the number of reports. */

@@ -9,6 +9,44 @@
 
 #include "fuzz_misuse_kinds.h"
 
+/* The line TAlloc writes when no handler is installed names the error and the address. */
+static void check_report_line(th_run *run, TAlloc_error error, const void *address)
+{
+    char line[128], want[128];
+    TAlloc_error_format(line, sizeof line, error, address);
+    snprintf(want, sizeof want, "talloc: %s %p\n", TAlloc_error_string(error), address);
+    if (strcmp(line, want) != 0)
+        th_run_fail(run, TH_API, address, "report line \"%s\" differs from \"%s\"", line, want);
+}
+
+static void on_error(void *ctx, th_run *run, TAlloc_error error, const void *address)
+{
+    misuse *m = ctx;
+    pending_damage *d = &m->damage;
+    check_report_line(run, error, address);
+    m->report_count++;
+    m->error = error;
+    m->address = address;
+    if (d->is_active && !d->is_reported) {
+        /* TAlloc returns without touching the damaged bytes: make them whole before it does */
+        if (!d->is_unmapped && is_restorable(d))
+            write_owned(d->at, d->saved, d->length);
+        d->is_reported = true;
+        d->error = error;
+        d->address = address;
+        return;
+    }
+    if (d->is_active && !m->is_probing) { /* a call after the report met what it left behind */
+        miss(m, run, d->row, address, "%s of block %p (op %zu): after the report \"%s\" at %p, "
+             "TAlloc reported \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
+             TAlloc_error_string(d->error), d->address, TAlloc_error_string(error), address);
+        return;
+    }
+    if (!m->is_probing && !m->is_spoiled)
+        th_run_fail(run, TH_API, address, "TAlloc reported \"%s\" with no damage pending",
+                    TAlloc_error_string(error));
+}
+
 static void on_damage(void *ctx, th_run *run, size_t op_index, const th_op *op, th_op_result *result)
 {
     misuse *m = ctx;
@@ -273,7 +311,10 @@ static void misuse_configure(th_config *config, const char *name, bool is_harden
             atexit(print_stats);
         flag = getenv("TALLOC_MISUSE_COUNT_MISSES");
         is_counting_misses = flag && strcmp(flag, "1") == 0;
+        stats_path = getenv("TALLOC_MISUSE_STATS_FILE");
+        load_stats();
     }
+    save_stats();
     state = (misuse){.config = config};
     th_config_init(config);
     state.arena_size = config->arena_size;
