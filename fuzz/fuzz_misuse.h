@@ -141,6 +141,7 @@
 #define TALLOC_FUZZ_MISUSE_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -324,25 +325,25 @@ static bool is_counting_misses;
 static const char *target_name = "fuzz_misuse";
 static const char *stats_path;   /* TALLOC_MISUSE_STATS_FILE: totals kept across processes */
 
+static int stats_fd = -1;
+
 /* The totals so far, into the statistics file (at every input and every miss, so a process
    that dies on the next input loses nothing), and back from it when a process starts. */
 static void save_stats(void)
 {
-    FILE *f = stats_path ? fopen(stats_path, "wb") : NULL;
-    if (f == NULL)
-        return;
-    fwrite(stats, sizeof stats, 1, f);
-    fclose(f);
+    if (stats_fd >= 0 && pwrite(stats_fd, stats, sizeof stats, 0) != (ssize_t)sizeof stats)
+        perror(stats_path);
 }
 
 static void load_stats(void)
 {
-    FILE *f = stats_path ? fopen(stats_path, "rb") : NULL;
-    if (f == NULL)
+    if (stats_path == NULL)
         return;
-    if (fread(stats, sizeof stats, 1, f) != 1)
+    stats_fd = open(stats_path, O_RDWR | O_CREAT, 0644);
+    if (stats_fd < 0)
+        perror(stats_path);
+    else if (pread(stats_fd, stats, sizeof stats, 0) != (ssize_t)sizeof stats)
         memset(stats, 0, sizeof stats);
-    fclose(f);
 }
 
 static void count_detection(int row, size_t ops, TAlloc_error error)
