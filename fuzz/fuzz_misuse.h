@@ -131,7 +131,8 @@
  * the rest of that input then leaves the heap alone (its ops are skipped, nothing is freed).
  * A heap a miss left broken can still crash TAlloc when the final drain frees what the
  * program had freed into it; with TALLOC_MISUSE_STATS_FILE=PATH the totals are kept in PATH
- * (saved at every input and every miss, loaded at start), so restarted processes add up.
+ * (saved at every input, damage op and miss; loaded at start), so restarted processes add
+ * up. Damage pending when a process dies stays counted as injected only.
  *
  * This header and fuzz_misuse_kinds.h, fuzz_misuse_hooks.h are the parts of one translation
  * unit per target: every build (CMake, talloc-replay, .clusterfuzzlite/build.sh) compiles
@@ -327,8 +328,8 @@ static const char *stats_path;   /* TALLOC_MISUSE_STATS_FILE: totals kept across
 
 static int stats_fd = -1;
 
-/* The totals so far, into the statistics file (at every input and every miss, so a process
-   that dies on the next input loses nothing), and back from it when a process starts. */
+/* The totals so far, into the statistics file (at every input, damage op and miss, so a
+   process that dies loses little), and back from it when a process starts. */
 static void save_stats(void)
 {
     if (stats_fd >= 0 && pwrite(stats_fd, stats, sizeof stats, 0) != (ssize_t)sizeof stats)

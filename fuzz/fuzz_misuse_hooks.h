@@ -88,6 +88,7 @@ static void on_damage(void *ctx, th_run *run, size_t op_index, const th_op *op, 
     case DAMAGE_CANARY_OVERFLOW: damage_canary(m, run, op_index, block, size, call, op->param); break;
     default: damage_free_after_frees(m, run, op_index, index, block, call, op->param); break;
     }
+    save_stats();
 }
 
 static bool is_allocation(th_op_kind kind)
@@ -232,13 +233,11 @@ static void verify_junk_pending(misuse *m, th_run *run, size_t op_index)
              s.is_found ? s.chunk.address : NULL);
 }
 
-static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, const th_op_result *r)
+/* The pending damage after a program op: reported, met silently, or still waiting. */
+static void follow_damage(misuse *m, th_run *run, size_t op_index, const th_op *op,
+                          const th_op_result *r)
 {
-    misuse *m = ctx;
     pending_damage *d = &m->damage;
-    m->run = run;
-    while (m->is_spoiled && th_run_live_count(run) > 0)
-        th_run_forget_block(run, 0);
     if (!d->is_active || th_run_has_failed(run) || m->is_spoiled)
         return;
     bool is_window_over = op_index - d->op_index >= d->window;
@@ -264,8 +263,17 @@ static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, c
         if (is_window_over && !th_run_has_failed(run) && !m->is_spoiled)
             probe_forced(m, run, op_index);
     }
-    if (!th_run_has_failed(run) && !d->is_active)
+    if (!th_run_has_failed(run) && !d->is_active && !m->is_spoiled)
         release_quarantine(m, run);
+}
+
+static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, const th_op_result *r)
+{
+    misuse *m = ctx;
+    m->run = run;
+    follow_damage(m, run, op_index, op, r);
+    while (m->is_spoiled && th_run_live_count(run) > 0) /* the drain must not free them */
+        th_run_forget_block(run, 0);
 }
 
 /* Unmaps come from frees during the run and from the heap's destruction after the program;
