@@ -291,20 +291,18 @@ static void on_unmap(void *ctx, void *base, size_t size)
         (uintptr_t)d->at >= to)
         return;
     d->is_unmapped = true;
-    stats[d->row].unmet++;
-    if (m->run == NULL)
-        return;
-    if (d->is_reported) { /* met by the final drain: still the right report */
-        if (!is_expected_report(d, d->error, d->address))
-            miss(m, m->run, d->row, d->address, "%s of block %p (op %zu) reported after the "
-                 "program as \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
-                 TAlloc_error_string(d->error), d->address);
-        return;
-    }
-    if (is_restorable(d) && is_rewritten(d))
+    if (m->run && d->is_reported && !is_expected_report(d, d->error, d->address)) {
+        /* met by the final drain: still the right report */
+        miss(m, m->run, d->row, d->address, "%s of block %p (op %zu) reported after the "
+             "program as \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
+             TAlloc_error_string(d->error), d->address);
+    } else if (m->run && !d->is_reported && is_restorable(d) && is_rewritten(d)) {
         miss(m, m->run, d->row, d->at,
              "%s of block %p (op %zu) never reported: the damaged bytes were rewritten when the "
              "arena was unmapped", row_names[d->row], (void *)d->block, d->op_index);
+    } else {
+        stats[d->row].unmet++;
+    }
 }
 
 /* The configuration of both targets; also resets the hooks' state for the next input. */
