@@ -26,8 +26,8 @@
  *                        pointer again                                usable_size); foreign
  *                                                                     pointer when a free
  *                                                                     unmapped B's arena,
- *                                                                     unless B was too large
- *                                                                     for a standard arena
+ *                                                                     unless B was the first
+ *                                                                     block of a dedicated one
  *   1  interior_free     call with B + 16 * (1 + P % 4), or B + 16    interior pointer
  *                        when that is not below B's usable size
  *   2  misaligned_free   call with B + 1 + P % 15                     misaligned pointer
@@ -189,6 +189,7 @@ enum {
     WINDOW_BASE = 8,        /* deferred damage stays WINDOW_BASE << (K / 10 % 3) ops */
     MAX_HELD = 2,           /* blocks taken over from the model while damage is pending */
     ARENA_RESERVED = 64,    /* arena header + end fence */
+    FIRST_PAYLOAD_OFFSET = 64, /* arena header + first chunk header */
     LINKS_AND_MARK = 24,    /* free chunk payload: next, prev, checker mark */
     LINK_SIZE = 8,
     FOOTER = 8,             /* free chunk payload: its last 8 bytes */
@@ -244,7 +245,7 @@ typedef struct misuse {
     const void *address;
     const void *watched;     /* noted when an unmap covers it */
     bool is_watched_unmapped;
-    bool is_watched_dedicated;   /* ... and it was a dedicated arena (remembered by TAlloc) */
+    bool is_watched_first_large; /* ... it was the first block of a dedicated arena */
     size_t arena_size;           /* the heap's standard arena size */
     pending_damage damage;
 } misuse;

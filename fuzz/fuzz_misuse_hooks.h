@@ -165,10 +165,17 @@ static void settle_report(misuse *m, th_run *run, size_t op_index, const th_op *
                                                       (r->result && r->result != r->block))));
     if (is_dropped && !th_run_has_failed(run)) {
         chunk_place s = locate(run, r->block);
-        if (s.is_found && !s.chunk.is_free && s.chunk.payload == r->block)
+        /* a free that met the damage left the block allocated, or quarantined when the
+           quarantine could not release it: the release below finishes that one */
+        if (s.is_found && !s.chunk.is_free && !s.chunk.is_quarantined &&
+            s.chunk.payload == r->block)
             TAlloc_heap_free(th_run_heap(run), r->block);
         release_quarantine(m, run);
     }
+    /* a free that met a damaged link keeps the arena it would have unmapped (beyond the
+       retained count): trim lets it go, as the final drain expects */
+    if (!th_run_has_failed(run))
+        TAlloc_heap_trim(th_run_heap(run));
 }
 
 /* TAlloc rewrote the damaged bytes without a report: harmless only if the heap is whole
@@ -284,7 +291,8 @@ static void on_unmap(void *ctx, void *base, size_t size)
     uintptr_t from = (uintptr_t)base, to = from + size;
     if (m->watched && (uintptr_t)m->watched >= from && (uintptr_t)m->watched < to) {
         m->is_watched_unmapped = true;
-        m->is_watched_dedicated = size != m->arena_size;
+        m->is_watched_first_large = size != m->arena_size &&
+                                    (uintptr_t)m->watched == from + FIRST_PAYLOAD_OFFSET;
     }
     pending_damage *d = &m->damage;
     if (!d->is_active || m->is_spoiled || d->is_unmapped || (uintptr_t)d->at < from ||

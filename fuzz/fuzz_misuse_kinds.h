@@ -39,18 +39,13 @@ static void expect_immediate(misuse *m, th_run *run, size_t op_index, damage_kin
 }
 
 /* What a call on a block freed during this op must report: foreign pointer when a free
-   unmapped its arena (unless the block was too large for a standard arena: TAlloc remembers
-   those), else double free (free) or use after free. */
-static TAlloc_error freed_error(const misuse *m, bool is_large, misuse_call call)
+   unmapped its arena, unless the block was the first of a dedicated arena (TAlloc remembers
+   the last 16 of those), else double free (free) or use after free. */
+static TAlloc_error freed_error(const misuse *m, misuse_call call)
 {
-    if (m->is_watched_unmapped && !(m->is_watched_dedicated && is_large))
+    if (m->is_watched_unmapped && !m->is_watched_first_large)
         return TALLOC_ERROR_FOREIGN_POINTER;
     return call == CALL_FREE ? TALLOC_ERROR_DOUBLE_FREE : TALLOC_ERROR_USE_AFTER_FREE;
-}
-
-static bool is_large_block(const misuse *m, th_run *run, const void *block)
-{
-    return chunk_payload(run, block) + HEADER_SIZE > m->arena_size - ARENA_RESERVED;
 }
 
 static void damage_double_free(misuse *m, th_run *run, size_t op_index, size_t index,
@@ -58,14 +53,13 @@ static void damage_double_free(misuse *m, th_run *run, size_t op_index, size_t i
 {
     m->watched = block;
     m->is_watched_unmapped = false;
-    bool is_large = is_large_block(m, run, block);
     TAlloc_heap_free(th_run_heap(run), block); /* legitimate: a report fails the run */
     m->watched = NULL;
     th_run_forget_block(run, index);
     if (th_run_has_failed(run))
         return;
     expect_immediate(m, run, op_index, DAMAGE_DOUBLE_FREE, call, block, 1u + param,
-                     freed_error(m, is_large, call));
+                     freed_error(m, call));
 }
 
 /* Kind 9: B is freed, then P % QUARANTINE other live blocks; with a quarantine of that many
@@ -77,7 +71,6 @@ static void damage_free_after_frees(misuse *m, th_run *run, size_t op_index, siz
     release_quarantine(m, run); /* what earlier probes freed: B must not be pushed out */
     m->watched = block;
     m->is_watched_unmapped = false;
-    bool is_large = is_large_block(m, run, block);
     TAlloc_heap_free(heap, block);
     th_run_forget_block(run, index);
     for (size_t j = 0; j < param % QUARANTINE && th_run_live_count(run) > 0; j++) {
@@ -89,7 +82,7 @@ static void damage_free_after_frees(misuse *m, th_run *run, size_t op_index, siz
     if (th_run_has_failed(run))
         return;
     expect_immediate(m, run, op_index, DAMAGE_FREE_AFTER_FREES, call, block, 1u + param,
-                     freed_error(m, is_large, call));
+                     freed_error(m, call));
 }
 
 static void damage_interior_free(misuse *m, th_run *run, size_t op_index, unsigned char *block,

@@ -96,7 +96,7 @@ static void test_links(void)
     test_unpoison(x, 16);
     test_unpoison(y, 16);
     memcpy(x, y, 8); /* x's next link := y's next link, valid only at y */
-    EXPECT(TAlloc_heap_malloc(heap, 1000) != NULL, "the call completes");
+    EXPECT(TAlloc_heap_malloc(heap, 1000) == NULL, "an allocation that meets it fails");
     EXPECT(r.count == 1 && r.error == TALLOC_ERROR_CORRUPTED_FREE_LIST && r.address == x,
            "copied link: %d reports at %p", r.count, r.address);
     (void)g1;
@@ -109,20 +109,12 @@ static void test_links(void)
 static TAlloc_heap *heap_with(int canary, int junk, int guard, size_t quarantine,
                               TAlloc_error_fn handler, void *ctx)
 {
-    TAlloc_config config;
-    TAlloc_config_init(&config);
-    config.arena_size = ARENA_SIZE;
+    TAlloc_config config = test_config(ARENA_SIZE, handler, ctx);
     config.canary = canary;
     config.junk = junk;
     config.guard = guard;
     config.quarantine = quarantine;
-    config.error_handler = handler;
-    config.error_ctx = ctx;
-    TAlloc_heap *heap = TAlloc_heap_create(&config);
-    EXPECT(heap != NULL, "heap with canary=%d junk=%d", canary, junk);
-    if (heap == NULL)
-        exit(test_summary("test_hardening"));
-    return heap;
+    return test_heap_from(&config, "test_hardening");
 }
 
 static TAlloc_heap *options_heap(int canary, int junk, TAlloc_error_fn handler, void *ctx)

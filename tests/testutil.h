@@ -131,23 +131,34 @@ static inline void test_unpoison(const volatile void *addr, size_t n)
     (void)to;
 }
 
-/*
- * A heap with `arena_size`-byte arenas and, when `handler` is not NULL, that error handler.
- * A test that cannot get one stops at once with its summary (`test_name`).
- */
-static inline TAlloc_heap *test_heap(size_t arena_size, TAlloc_error_fn handler, void *ctx,
-                                     const char *test_name)
+/* A default config with `arena_size`-byte arenas and, when `handler` is not NULL, that
+   error handler. */
+static inline TAlloc_config test_config(size_t arena_size, TAlloc_error_fn handler, void *ctx)
 {
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.arena_size = arena_size;
     config.error_handler = handler;
     config.error_ctx = ctx;
-    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    return config;
+}
+
+/* A heap made from `config`; a test that cannot get one stops at once with its summary
+   (`test_name`). */
+static inline TAlloc_heap *test_heap_from(const TAlloc_config *config, const char *test_name)
+{
+    TAlloc_heap *heap = TAlloc_heap_create(config);
     EXPECT(heap != NULL, "TAlloc_heap_create failed: %s", strerror(errno));
     if (heap == NULL)
         exit(test_summary(test_name));
     return heap;
+}
+
+static inline TAlloc_heap *test_heap(size_t arena_size, TAlloc_error_fn handler, void *ctx,
+                                     const char *test_name)
+{
+    TAlloc_config config = test_config(arena_size, handler, ctx);
+    return test_heap_from(&config, test_name);
 }
 
 /*

@@ -165,6 +165,7 @@ typedef struct TAlloc_chunk_info {
     size_t size;           /* payload bytes (the usable size) */
     size_t reserved;       /* header bytes */
     int is_free;
+    int is_quarantined;    /* freed by the program, held back from reuse (is_free is 0) */
 } TAlloc_chunk_info;
 
 /*

@@ -140,6 +140,16 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     }
     *arena = (ta_arena){.map_size = map_size, .heap = heap, .is_dedicated = dedicated,
                         .guard_size = (uint32_t)guard};
+    size_t chunk_bytes = map_size - TA_ARENA_RESERVED;
+    ta_chunk *chunk = ta_arena_first_chunk(arena);
+    ta_chunk_write(heap, ta_arena_fence(arena), 0, TA_PREV_FREE);
+    ta_chunk_write(heap, chunk, chunk_bytes, TA_FREE | TA_FIRST);
+    ta_slot slot;
+    if (!ta_index_locate(heap, chunk, ta_arena_fence(arena), &slot)) {
+        /* the list is damaged (noted): the allocation fails with that report */
+        heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+        return NULL;
+    }
     for (int i = 0; i < TA_RECENT; i++) /* blocks remembered here are gone for good */
         if ((uintptr_t)heap->recent_large[i] - (uintptr_t)arena < map_size)
             heap->recent_large[i] = NULL;
@@ -153,12 +163,9 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     if (!dedicated)
         heap->empty_arena_count++;
     *is_dedicated = dedicated;
-
-    size_t chunk_bytes = map_size - TA_ARENA_RESERVED;
-    ta_chunk *chunk = ta_arena_first_chunk(arena);
-    ta_chunk_write(heap, ta_arena_fence(arena), 0, TA_PREV_FREE);
-    ta_chunk_write(heap, chunk, chunk_bytes, TA_FREE | TA_FIRST);
-    ta_index_insert(heap, chunk);
+    if (heap->config.junk)
+        ta_junk_fresh(chunk);
+    ta_index_link(heap, chunk, &slot);
     heap->stats.free_count++;
     heap->stats.free_bytes += chunk_bytes - TA_HEADER_SIZE;
     return chunk;
@@ -186,7 +193,7 @@ void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena)
     heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
 }
 
-/* Whether `payload` was the block of one of the last dedicated arenas unmapped. */
+/* Whether `payload` was the first block of one of the last dedicated arenas unmapped. */
 bool ta_arena_was_recent_large(const ta_heap *heap, const void *payload)
 {
     for (int i = 0; i < TA_RECENT; i++)
@@ -252,18 +259,27 @@ void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk)
 }
 
 /* Called after a free produced `chunk`: if it is a whole arena, retain it or unmap it. */
-void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed)
+void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk)
 {
     ta_arena *arena = arena_if_whole(heap, chunk);
     if (arena == NULL)
         return;
-    if (!arena->is_dedicated && heap->empty_arena_count < heap->config.retained_arena_count) {
-        heap->empty_arena_count++;
-        ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
+    bool is_kept = !arena->is_dedicated &&
+                   heap->empty_arena_count < heap->config.retained_arena_count;
+    if (is_kept || !ta_index_verify(heap, chunk)) {
+        /* retained; or its list neighbours are damaged (noted, reported by the call), and
+           the arena stays, still linked */
+        if (!arena->is_dedicated)
+            heap->empty_arena_count++;
+        if (is_kept)
+            ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
         return;
     }
-    if (arena->is_dedicated && freed) {
-        heap->recent_large[heap->recent_next] = freed;
+    if (arena->is_dedicated) {
+        /* every block that began at its first payload has been freed: a later call on that
+           address is a double free (or use after free), until 16 newer dedicated arenas went
+           or a new arena covers it */
+        heap->recent_large[heap->recent_next] = ta_chunk_payload(chunk);
         heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
     }
     ta_arena_unmap(heap, arena);

@@ -35,7 +35,8 @@ static int walk_arena(const ta_heap *heap, const ta_arena *arena, TAlloc_walk_fn
         if (!is_readable_chunk(heap, c, fence))
             return -1;
         TAlloc_chunk_info chunk = {c, ta_chunk_payload(c), ta_chunk_size(c) - TA_HEADER_SIZE,
-                                   TA_HEADER_SIZE, ta_chunk_is_free(c)};
+                                   TA_HEADER_SIZE, ta_chunk_is_free(c),
+                                   (c->size_word & TA_QUARANTINED) != 0};
         stop = visit_user(visit, ctx, &info, &chunk);
     }
     return stop;

@@ -91,16 +91,23 @@ ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t chunk_size)
 static ta_chunk *free_predecessor(const ta_heap *heap, ta_chunk *chunk)
 {
     uint64_t prev_size = *((uint64_t *)chunk - 1);
-    ta_chunk *prev = (ta_chunk *)((char *)chunk - prev_size);
     if (prev_size < TA_MIN_CHUNK_SIZE || (prev_size & TA_FLAG_MASK) != 0)
         return NULL;
+    /* the tag is bounded by the arena before the header it names is read */
+    const ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
+    if (arena == NULL ||
+        prev_size > (uint64_t)((char *)chunk - (char *)ta_arena_first_chunk(arena)))
+        return NULL;
+    ta_chunk *prev = (ta_chunk *)((char *)chunk - prev_size);
     if (!ta_chunk_is_valid(heap, prev) || !ta_chunk_is_free(prev) ||
         ta_chunk_size(prev) != prev_size)
         return NULL;
     return prev;
 }
 
-static ta_chunk *merge(ta_heap *heap, ta_chunk *chunk, ta_chunk *prev, ta_chunk *next)
+/* `slot`: where `chunk` joins the list when it merges with neither neighbour. */
+static ta_chunk *merge(ta_heap *heap, ta_chunk *chunk, ta_chunk *prev, ta_chunk *next,
+                       const ta_slot *slot)
 {
     size_t size = ta_chunk_size(chunk);
     bool is_next_free = ta_chunk_is_free(next);
@@ -138,7 +145,7 @@ static ta_chunk *merge(ta_heap *heap, ta_chunk *chunk, ta_chunk *prev, ta_chunk 
         return chunk;
     }
     ta_chunk_write(heap, chunk, size, TA_FREE | prev_flag);
-    ta_index_insert(heap, chunk);
+    ta_index_link(heap, chunk, slot);
     count_free(heap, size, +1);
     ta_chunk_set_prev_free(heap, next, true);
     return chunk;
@@ -161,12 +168,14 @@ ta_chunk *ta_chunk_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, (uint64_t *)chunk - 1};
         return NULL;
     }
-    if (ta_chunk_is_free(next) && !ta_index_verify(heap, next)) {
+    ta_slot slot = {NULL, NULL};
+    if (ta_chunk_is_free(next) ? !ta_index_verify(heap, next)
+                               : prev == NULL && !ta_index_locate(heap, chunk, next, &slot)) {
         *fault = ta_take_bad_link(heap);
         return NULL;
     }
     count_allocated(heap, ta_chunk_size(chunk), -1);
-    return merge(heap, chunk, prev, next);
+    return merge(heap, chunk, prev, next, &slot);
 }
 
 /*
@@ -179,14 +188,17 @@ void ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t chunk_size)
     if (size - chunk_size < TA_MIN_CHUNK_SIZE)
         return;
     ta_chunk *tail = (ta_chunk *)((char *)chunk + chunk_size);
+    ta_chunk *next = ta_chunk_next(chunk);
+    ta_slot slot = {NULL, NULL};
+    if (!ta_chunk_is_free(next) && !ta_index_locate(heap, tail, next, &slot))
+        return; /* the list is damaged (noted): the chunk keeps its size */
     count_allocated(heap, size, -1);
     ta_chunk_write(heap, chunk, chunk_size, chunk->size_word & TA_KEPT);
     count_allocated(heap, chunk_size, +1);
     ta_chunk_write(heap, tail, size - chunk_size, 0);
     count_allocated(heap, size - chunk_size, +1);
-    ta_chunk *next = ta_chunk_next(tail);
     count_allocated(heap, ta_chunk_size(tail), -1);
-    ta_chunk *merged = merge(heap, tail, NULL, next);
+    ta_chunk *merged = merge(heap, tail, NULL, next, &slot);
     if (heap->config.junk)
         ta_junk_freed(merged, tail, (char *)chunk + size);
 }

@@ -18,13 +18,21 @@
 bool ta_link_is_plausible(const ta_heap *heap, const ta_chunk *target)
 {
     return target == NULL || (((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
-                              ta_arena_find(heap, ta_chunk_payload(target)) != NULL);
+                              ta_arena_find(heap, ta_chunk_payload(target)) != NULL &&
+                              ta_chunk_is_valid(heap, target) && ta_chunk_is_free(target));
 }
 
 static void note_bad_link(ta_heap *heap, const uintptr_t *field)
 {
     if (heap->bad_link == NULL)
         heap->bad_link = field;
+}
+
+/* Steps a walk of the list may take: one per free chunk, and one for the end. More means a
+   cycle, made by damaged links. */
+static size_t walk_limit(const ta_heap *heap)
+{
+    return heap->stats.free_count + 1;
 }
 
 /* The chunk after `c` in the list, or NULL at the end or at a damaged link (noted). */
@@ -41,14 +49,17 @@ enum { NEARBY_CHUNKS = 64 };
 
 /*
  * The free chunk that follows `chunk` in the list, found by stepping over at most
- * NEARBY_CHUNKS chunks after it in its arena: the first free one met is its successor (no
+ * NEARBY_CHUNKS chunks from `after` in its arena: the first free one met is its successor (no
  * other arena lies between them), and that one's back link is its predecessor. False when
  * none is that near, or a header on the way is not valid.
  */
-static bool find_nearby(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chunk **next)
+static bool find_nearby(ta_heap *heap, const ta_chunk *chunk, ta_chunk *after, ta_chunk **prev,
+                        ta_chunk **next)
 {
-    ta_chunk *c = ta_chunk_next(chunk);
+    ta_chunk *c = after;
     for (int i = 0; i < NEARBY_CHUNKS && ta_chunk_is_valid(heap, c); i++, c = ta_chunk_next(c)) {
+        if (ta_chunk_size(c) == 0)
+            return false; /* the arena's end */
         if (!ta_chunk_is_free(c))
             continue;
         ta_chunk *before = ta_link_get(heap, &c->prev_link);
@@ -62,30 +73,62 @@ static bool find_nearby(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chun
     return false;
 }
 
-/* Links `chunk` in address order: O(1) when a free chunk follows it closely in its arena,
-   else a walk of the list from its head. */
-void ta_index_insert(ta_heap *heap, ta_chunk *chunk)
+/*
+ * Finds where `chunk` goes in address order, before anything is written: O(1) when a free
+ * chunk follows it closely in its arena (`after` is the chunk right after it), else a walk of
+ * the list from its head. False, with the damaged link noted, when the walk met one: the
+ * caller then leaves the heap as it is.
+ */
+bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *slot)
 {
+    if (find_nearby(heap, chunk, after, &slot->prev, &slot->next))
+        return true;
     ta_chunk *prev = NULL;
     ta_chunk *next = heap->free_head;
-    if (!find_nearby(heap, chunk, &prev, &next)) {
-        prev = NULL;
-        next = heap->free_head;
-        while (next && next < chunk) {
-            prev = next;
-            next = next_of(heap, next);
+    for (size_t steps = walk_limit(heap); next && next < chunk; steps--) {
+        if (steps == 0) {
+            note_bad_link(heap, &next->next_link);
+            return false;
         }
+        prev = next;
+        next = next_of(heap, next);
     }
+    /* the link that linking overwrites must have been intact */
+    if (!heap->bad_link && next && ta_link_get(heap, &next->prev_link) != prev)
+        note_bad_link(heap, &next->prev_link);
     if (heap->bad_link)
-        return; /* the list is damaged: leave it as it is */
-    ta_link_set(heap, &chunk->prev_link, prev);
-    ta_link_set(heap, &chunk->next_link, next);
-    if (prev)
-        ta_link_set(heap, &prev->next_link, chunk);
+        return false;
+    *slot = (ta_slot){prev, next};
+    return true;
+}
+
+/* Links the free chunk `chunk` between the two chunks ta_index_locate found. */
+void ta_index_link(ta_heap *heap, ta_chunk *chunk, const ta_slot *slot)
+{
+    ta_link_set(heap, &chunk->prev_link, slot->prev);
+    ta_link_set(heap, &chunk->next_link, slot->next);
+    if (slot->prev)
+        ta_link_set(heap, &slot->prev->next_link, chunk);
     else
         heap->free_head = chunk;
-    if (next)
-        ta_link_set(heap, &next->prev_link, chunk);
+    if (slot->next)
+        ta_link_set(heap, &slot->next->prev_link, chunk);
+}
+
+bool ta_index_insert(ta_heap *heap, ta_chunk *chunk)
+{
+    ta_slot slot;
+    if (!ta_index_locate(heap, chunk, ta_chunk_next(chunk), &slot))
+        return false;
+    ta_index_link(heap, chunk, &slot);
+    return true;
+}
+
+/* Links `chunk` right after the verified free chunk `prev`, its neighbour in address order. */
+void ta_index_insert_after(ta_heap *heap, ta_chunk *prev, ta_chunk *chunk)
+{
+    ta_slot slot = {prev, ta_link_get(heap, &prev->next_link)};
+    ta_index_link(heap, chunk, &slot);
 }
 
 /* Reads `chunk`'s neighbours and checks that they link back to it; false (noted) if not. */
@@ -93,14 +136,23 @@ static bool neighbours(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chunk
 {
     *prev = ta_link_get(heap, &chunk->prev_link);
     *next = ta_link_get(heap, &chunk->next_link);
-    if (!ta_link_is_plausible(heap, *prev) ||
-        (*prev ? ta_link_get(heap, &(*prev)->next_link) : heap->free_head) != chunk) {
+    if (!ta_link_is_plausible(heap, *prev)) {
         note_bad_link(heap, &chunk->prev_link);
         return false;
     }
-    if (!ta_link_is_plausible(heap, *next) ||
-        (*next && ta_link_get(heap, &(*next)->prev_link) != chunk)) {
+    if ((*prev ? ta_link_get(heap, &(*prev)->next_link) : heap->free_head) != chunk) {
+        /* one of the pair is damaged: blame the one that names no free chunk */
+        bool is_theirs = *prev && !ta_link_is_plausible(heap, ta_link_get(heap, &(*prev)->next_link));
+        note_bad_link(heap, is_theirs ? &(*prev)->next_link : &chunk->prev_link);
+        return false;
+    }
+    if (!ta_link_is_plausible(heap, *next)) {
         note_bad_link(heap, &chunk->next_link);
+        return false;
+    }
+    if (*next && ta_link_get(heap, &(*next)->prev_link) != chunk) {
+        bool is_theirs = !ta_link_is_plausible(heap, ta_link_get(heap, &(*next)->prev_link));
+        note_bad_link(heap, is_theirs ? &(*next)->prev_link : &chunk->next_link);
         return false;
     }
     return true;
@@ -144,7 +196,8 @@ void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk)
 
 static ta_chunk *find_first_fit(ta_heap *heap, size_t chunk_size)
 {
-    for (ta_chunk *c = heap->free_head; c; c = next_of(heap, c))
+    size_t steps = walk_limit(heap);
+    for (ta_chunk *c = heap->free_head; c && steps-- > 0; c = next_of(heap, c))
         if (ta_chunk_size(c) >= chunk_size)
             return c;
     return NULL;
@@ -153,7 +206,8 @@ static ta_chunk *find_first_fit(ta_heap *heap, size_t chunk_size)
 static ta_chunk *find_best_fit(ta_heap *heap, size_t chunk_size)
 {
     ta_chunk *best = NULL;
-    for (ta_chunk *c = heap->free_head; c; c = next_of(heap, c)) {
+    size_t steps = walk_limit(heap);
+    for (ta_chunk *c = heap->free_head; c && steps-- > 0; c = next_of(heap, c)) {
         size_t size = ta_chunk_size(c);
         if (size < chunk_size || (best && size >= ta_chunk_size(best)))
             continue;

@@ -5,12 +5,13 @@
  *           requested size to the chunk's last word are filled with a pattern keyed by the
  *           heap's secret and the chunk's address (every byte has its top bit set, so a NUL
  *           or ASCII byte written one past the end never matches), and the last word holds
- *           the requested size, encoded with the same key. free and realloc verify both:
+ *           the requested size, encoded with the same key and mixed so that any change to
+ *           it decodes to an implausible size. free and realloc verify both:
  *           "canary corrupted <first damaged byte>". The usable size is the requested size.
  *
  *   junk    Freed payloads are filled with TA_JUNK_BYTE; when a free chunk is handed out
  *           again, the bytes it hands out (and the header it writes for a split-off tail) are
- *           verified to be still junk - or zero, which is how a fresh arena starts: "write
+ *           verified to be still junk (a fresh arena is junk-filled when mapped): "write
  *           after free <first damaged byte>". The links, checker mark and footer of free
  *           chunks are excluded; interior metadata swallowed by a merge is junk-filled.
  */
@@ -34,6 +35,44 @@ static unsigned char canary_byte(uint64_t key, size_t i)
     return (unsigned char)((key >> (8 * (i & 7))) | 0x80);
 }
 
+/*
+ * The stored request is the key XORed in, then put through a bijection whose every output bit
+ * depends on every input bit: an overflow that changes any byte of the word decodes to a
+ * random 64-bit size, which is implausible for all but a vanishing share of values, so the
+ * word itself is reported rather than a size that looks right and moves the check.
+ */
+enum { MIX_SHIFT = 32 }; /* x ^= x >> 32 is its own inverse */
+static const uint64_t mix_mul1 = 0xff51afd7ed558ccdu, mix_mul2 = 0xc4ceb9fe1a85ec53u;
+
+static uint64_t inverse_of(uint64_t odd) /* modulo 2^64, by Newton's iteration */
+{
+    uint64_t inv = odd; /* right in the low 3 bits; each step doubles that */
+    for (int i = 0; i < 5; i++)
+        inv *= 2 - odd * inv;
+    return inv;
+}
+
+static uint64_t size_encode(uint64_t request, uint64_t key)
+{
+    uint64_t x = request ^ key;
+    x ^= x >> MIX_SHIFT;
+    x *= mix_mul1;
+    x ^= x >> MIX_SHIFT;
+    x *= mix_mul2;
+    x ^= x >> MIX_SHIFT;
+    return x;
+}
+
+static uint64_t size_decode(uint64_t x, uint64_t key)
+{
+    x ^= x >> MIX_SHIFT;
+    x *= inverse_of(mix_mul2);
+    x ^= x >> MIX_SHIFT;
+    x *= inverse_of(mix_mul1);
+    x ^= x >> MIX_SHIFT;
+    return x ^ key;
+}
+
 /* The word past the canary bytes: the last 8 bytes of the chunk. */
 static uint64_t *size_slot(const ta_chunk *chunk)
 {
@@ -47,7 +86,7 @@ void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t request)
     unsigned char *end = (unsigned char *)size_slot(chunk);
     for (size_t i = request; p + i < end; i++)
         p[i] = canary_byte(key, i);
-    *size_slot(chunk) = request ^ key;
+    *size_slot(chunk) = size_encode(request, key);
 }
 
 const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request)
@@ -55,7 +94,7 @@ const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t 
     uint64_t key = canary_key(heap, chunk);
     const unsigned char *p = ta_chunk_payload(chunk);
     const unsigned char *end = (const unsigned char *)size_slot(chunk);
-    size_t n = (size_t)(*size_slot(chunk) ^ key);
+    size_t n = (size_t)size_decode(*size_slot(chunk), key);
     if (n > (size_t)(end - p) - 1)
         return size_slot(chunk); /* the size word itself was overwritten */
     for (size_t i = n; p + i < end; i++)
@@ -79,12 +118,11 @@ void ta_junk_fill(void *from, void *to)
     TA_ASAN_POISON(from, n);
 }
 
-/* The first byte in [from, to) (8-byte aligned bounds) that is neither junk nor part of a
-   zero word, or NULL. */
+/* The first byte in [from, to) (8-byte aligned bounds) that is not junk, or NULL. */
 const void *ta_junk_damage(const void *from, const void *to)
 {
     for (const uint64_t *w = from; (const void *)w < to; w++) {
-        if (*w == junk_word || *w == 0)
+        if (*w == junk_word)
             continue;
         const unsigned char *b = (const unsigned char *)w;
         for (int i = 0; i < JUNK_WORD_BYTES; i++)
@@ -117,6 +155,11 @@ void ta_junk_freed(ta_chunk *merged, const void *freed, const void *freed_end)
     if (hi > junk_end(merged))
         hi = junk_end(merged);
     ta_junk_fill((void *)(uintptr_t)lo, (void *)(uintptr_t)hi);
+}
+
+void ta_junk_fresh(ta_chunk *chunk)
+{
+    ta_junk_fill(junk_start(chunk), junk_end(chunk));
 }
 
 const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken)

@@ -69,11 +69,16 @@ void ta_heap_unlock(ta_heap *heap)
     depth--;
 }
 
-/* A free chunk of at least `chunk_size` bytes from the index or a new arena, or NULL. */
+/* A free chunk of at least `chunk_size` bytes from the index or a new arena (`is_fresh`:
+   zeros, or junk with config.junk), or NULL. */
 static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, bool *is_whole,
                              ta_fault *fault)
 {
     ta_chunk *chunk = heap->index->find(heap, chunk_size);
+    if (heap->bad_link) { /* the search met a damaged link: the allocation fails */
+        *fault = ta_take_bad_link(heap);
+        return NULL;
+    }
     if (chunk) {
         if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk)) {
             *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, chunk};
@@ -111,7 +116,7 @@ static ta_chunk *split_leading_gap(ta_heap *heap, ta_chunk *chunk, size_t alignm
     ta_chunk *rest = (ta_chunk *)((char *)chunk + gap);
     ta_chunk_write(heap, rest, size - gap, TA_FREE | TA_PREV_FREE);
     ta_chunk_write(heap, chunk, gap, TA_FREE | (chunk->size_word & TA_KEPT));
-    ta_index_insert(heap, rest);
+    ta_index_insert_after(heap, chunk, rest);
     heap->stats.free_count++;
     heap->stats.free_bytes -= TA_HEADER_SIZE;
     ta_count(heap, TALLOC_EVENT_ALIGNED_SPLIT);
@@ -153,7 +158,7 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
         errno = ENOMEM;
         return NULL;
     }
-    if (heap->config.junk && !is_fresh) {
+    if (heap->config.junk && !is_fresh) { /* a new arena was junk-filled just now */
         const void *damage = ta_junk_check_take(chunk, search_size);
         if (damage)
             *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
@@ -168,7 +173,7 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     if (is_zeroed) {
         ta_track_open(payload, usable);
-        if (is_fresh)
+        if (is_fresh && !heap->config.junk) /* else junk-filled, not zero */
             zero_fresh(chunk);
         else
             memset(payload, 0, usable);
@@ -231,8 +236,6 @@ static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     const char *chunk_end = (const char *)ta_chunk_next(chunk);
-    /* a block too large for a standard arena: remembered if its arena is unmapped */
-    bool is_large = ta_chunk_size(chunk) > heap->arena_size - TA_ARENA_RESERVED;
     ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
     if (merged == NULL)
         return;
@@ -241,7 +244,7 @@ static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_
     if (heap->config.junk)
         ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
-    ta_arena_on_free(heap, merged, is_large ? ta_chunk_payload(chunk) : NULL);
+    ta_arena_on_free(heap, merged);
 }
 
 void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
@@ -251,25 +254,38 @@ void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 
 /* ---- free as the program calls it: canary, quarantine ----------------------------------- */
 
-/* Releases the oldest quarantined chunk; its junk must be intact. */
-static void evict_oldest(ta_heap *heap, ta_fault *fault)
+/*
+ * Releases the oldest quarantined chunk; its junk must be intact. False when the free met
+ * damage (reported through `fault`): the chunk then stays quarantined, untouched, and the
+ * next release tries again.
+ */
+static bool evict_oldest(ta_heap *heap, ta_fault *fault)
 {
     ta_chunk *chunk = heap->quarantine[heap->quarantine_head];
-    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
-    heap->quarantine_count--;
     if (heap->config.junk && fault->error == TALLOC_ERROR_NONE) {
         const void *damage = ta_junk_damage(ta_chunk_payload(chunk), ta_chunk_next(chunk));
         if (damage)
             *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
     }
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), chunk->size_word & TA_KEPT);
-    free_chunk(heap, chunk, fault, true);
+    uint64_t flags = chunk->size_word & TA_FLAG_MASK;
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags & TA_KEPT);
+    ta_fault met = {TALLOC_ERROR_NONE, NULL};
+    free_chunk(heap, chunk, &met, true);
+    if (met.error != TALLOC_ERROR_NONE) {
+        ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags);
+        if (fault->error == TALLOC_ERROR_NONE)
+            *fault = met;
+        return false;
+    }
+    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
+    heap->quarantine_count--;
+    return true;
 }
 
 void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault)
 {
-    while (heap->quarantine_count > 0)
-        evict_oldest(heap, fault);
+    while (heap->quarantine_count > 0 && evict_oldest(heap, fault)) {
+    }
 }
 
 /* Holds `chunk` back from reuse; false when there is no quarantine (or no room for one). */
@@ -286,8 +302,8 @@ static bool quarantine(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         if (heap->quarantine_capacity > heap->config.quarantine)
             heap->quarantine_capacity = heap->config.quarantine;
     }
-    if (heap->quarantine_count == heap->quarantine_capacity)
-        evict_oldest(heap, fault);
+    if (heap->quarantine_count == heap->quarantine_capacity && !evict_oldest(heap, fault))
+        return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     ta_track_free(ta_chunk_payload(chunk), usable);
     if (heap->config.junk)

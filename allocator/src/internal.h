@@ -205,9 +205,9 @@ TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *addres
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
-/* `freed`: the large block whose free produced `chunk` (remembered if its arena goes), or
-   NULL. */
-TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk, const void *freed);
+/* A free produced `chunk`: a whole arena is retained or unmapped; when a dedicated one goes,
+   its first block's address is remembered (ta_arena_was_recent_large). */
+TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
 TA_HIDDEN void ta_arena_table_free(ta_heap *heap);
@@ -244,7 +244,15 @@ static inline void ta_link_set(const ta_heap *heap, uintptr_t *field, const ta_c
    one of the heap's arenas. */
 TA_HIDDEN bool ta_link_is_plausible(const ta_heap *heap, const ta_chunk *target);
 TA_HIDDEN const ta_free_index_ops *ta_index_for_policy(TAlloc_policy policy);
-TA_HIDDEN void ta_index_insert(ta_heap *heap, ta_chunk *chunk);
+/* Where a chunk joins the list: between `prev` and `next` (either may be NULL). */
+typedef struct ta_slot {
+    ta_chunk *prev, *next;
+} ta_slot;
+TA_HIDDEN bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *slot);
+TA_HIDDEN void ta_index_link(ta_heap *heap, ta_chunk *chunk, const ta_slot *slot);
+/* locate + link; false (nothing written, the damaged link noted) when the list is damaged. */
+TA_HIDDEN bool ta_index_insert(ta_heap *heap, ta_chunk *chunk);
+TA_HIDDEN void ta_index_insert_after(ta_heap *heap, ta_chunk *prev, ta_chunk *chunk);
 /* Whether the free chunk's links and its neighbours' links back are intact (else noted in
    heap->bad_link); checked before a chunk is taken, merged or unmapped. */
 TA_HIDDEN bool ta_index_verify(ta_heap *heap, ta_chunk *chunk);
@@ -285,6 +293,8 @@ TA_HIDDEN void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t requ
    byte. */
 TA_HIDDEN const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request);
 TA_HIDDEN void ta_junk_fill(void *from, void *to);
+/* Junk-fills the free chunk of a new arena (beyond its links, mark and footer). */
+TA_HIDDEN void ta_junk_fresh(ta_chunk *chunk);
 TA_HIDDEN const void *ta_junk_damage(const void *from, const void *to);
 /* Junk-fills what a free produced inside `merged`: the freed chunk [freed, freed_end) and the
    neighbours' metadata a merge swallowed. */

@@ -1,0 +1,423 @@
+/*
+ * test_damage_whole.c - a call that meets damage reports it and leaves the heap as it was:
+ * with the damaged bytes restored, TAlloc_heap_check finds nothing and the heap goes on
+ * working. One case per way a damaged link, boundary tag or stored size can be met:
+ *   - an allocation whose free-list walk meets a damaged link fails (NULL) and maps nothing,
+ *     also when the link still decodes to an aligned address inside an arena;
+ *   - a free whose insertion walk meets one leaves the block allocated;
+ *   - a free whose merge finds a neighbour's link damaged names that link, not its own;
+ *   - a free that would unmap an arena whose list neighbour's link is damaged keeps the arena;
+ *   - a quarantined block whose release meets one stays quarantined until a later release;
+ *   - a damaged boundary tag is "corrupted header", never a wild read;
+ *   - a canary overflow that reaches the stored size names the stored size;
+ *   - junk: a freed word overwritten with zeros is still a write after free;
+ *   - a large block freed before a small block in its arena's tail is still known as freed
+ *     once that arena is unmapped.
+ * Each runs on a heap with an error handler; the last three also as death tests.
+ */
+#include <sys/mman.h>
+
+#include "testutil.h"
+
+enum { ARENA = 65536, NEXT = 0, PREV = 8 };
+
+static const char *const test_name = "test_damage_whole";
+
+static TAlloc_heap *make_heap(test_error_log *log, int canary, int junk, size_t quarantine,
+                              const TAlloc_os *os)
+{
+    TAlloc_config config = test_config(ARENA, log ? test_record_error : NULL, log);
+    config.canary = canary;
+    config.junk = junk;
+    config.quarantine = quarantine;
+    if (os)
+        config.os = *os;
+    return test_heap_from(&config, test_name);
+}
+
+/* Damage that can be undone: `length` bytes at `at` XORed with `mask`. */
+typedef struct damage {
+    unsigned char *at;
+    size_t length;
+    unsigned char saved[16];
+} damage;
+
+static damage flip(void *at, size_t length, unsigned char mask)
+{
+    damage d = {at, length, {0}};
+    test_unpoison(at, length);
+    memcpy(d.saved, at, length);
+    for (size_t i = 0; i < length; i++)
+        d.at[i] ^= mask;
+    return d;
+}
+
+static void restore(const damage *d)
+{
+    memcpy(d->at, d->saved, d->length);
+}
+
+static void expect_one(test_error_log *log, TAlloc_error error, const void *address,
+                       const char *what)
+{
+    EXPECT(log->count == 1 && log->error == error && log->address == address,
+           "%s: %d report(s), last %s at %p; want %s at %p", what, log->count,
+           TAlloc_error_string(log->error), log->address, TAlloc_error_string(error), address);
+    *log = (test_error_log){0};
+}
+
+static size_t arenas_of(TAlloc_heap *heap)
+{
+    TAlloc_stats stats;
+    TAlloc_heap_get_stats(heap, &stats);
+    return stats.arena_count;
+}
+
+/* ---- links ------------------------------------------------------------------------------ */
+
+static void test_allocation_walk(void)
+{
+    /* a's next link XOR 0x100: still 16-byte aligned and inside the arena, but no free
+       chunk's header is there */
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
+    unsigned char *a = TAlloc_heap_malloc(heap, 200);
+    void *g1 = TAlloc_heap_malloc(heap, 64);
+    unsigned char *b = TAlloc_heap_malloc(heap, 1000);
+    void *g2 = TAlloc_heap_malloc(heap, 64);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    size_t arenas = arenas_of(heap);
+    damage d = flip(a + NEXT + 1, 1, 0x01);
+    EXPECT(TAlloc_heap_malloc(heap, 500) == NULL, "an allocation that meets the link fails");
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, a + NEXT, "allocation walk");
+    EXPECT(arenas_of(heap) == arenas, "no arena was mapped: %zu, was %zu", arenas_of(heap), arenas);
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "allocation walk, link restored");
+    EXPECT(TAlloc_heap_malloc(heap, 500) == b, "the chunk behind the link is found again");
+    EXPECT(log.count == 0, "no report once restored");
+    (void)g1;
+    (void)g2;
+    TAlloc_heap_destroy(heap);
+}
+
+/* a: a free chunk first in the list; c: an allocated block with no free chunk among the 64
+   after it, so that freeing it walks the list from a */
+typedef struct walk_setup {
+    unsigned char *a, *c;
+    void *guard, *fillers[70];
+} walk_setup;
+
+static walk_setup walk_prepare(TAlloc_heap *heap)
+{
+    walk_setup w;
+    w.a = TAlloc_heap_malloc(heap, 200);
+    w.guard = TAlloc_heap_malloc(heap, 64);
+    w.c = TAlloc_heap_malloc(heap, 100);
+    for (int i = 0; i < 70; i++)
+        w.fillers[i] = TAlloc_heap_malloc(heap, 16);
+    TAlloc_heap_free(heap, w.a);
+    TAlloc_heap_release_quarantine(heap);
+    return w;
+}
+
+static void test_insertion_walk(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
+    walk_setup w = walk_prepare(heap);
+    damage d = flip(w.a + NEXT + 1, 1, 0x01);
+    TAlloc_heap_free(heap, w.c);
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + NEXT, "insertion walk");
+    EXPECT(TAlloc_heap_usable_size(heap, w.c) >= 100 && log.count == 0,
+           "the block whose free met the link is still allocated");
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "insertion walk, link restored");
+    TAlloc_heap_free(heap, w.c);
+    EXPECT(log.count == 0, "its free succeeds once restored");
+    EXPECT_HEAP_OK(heap, "insertion walk, block freed");
+    TAlloc_heap_destroy(heap);
+}
+
+static void test_neighbour_blamed(void)
+{
+    /* free(c) merges with b on its left and the free tail on its right; the tail's back link
+       names b, and b's forward link, damaged, names no free chunk: b's link is reported */
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
+    void *a = TAlloc_heap_malloc(heap, 100);
+    unsigned char *b = TAlloc_heap_malloc(heap, 100);
+    unsigned char *c = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, b);
+    damage d = flip(b + NEXT, 1, 0x80);
+    TAlloc_heap_free(heap, c);
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, b + NEXT, "merge with a damaged neighbour");
+    EXPECT(TAlloc_heap_usable_size(heap, c) >= 100 && log.count == 0, "c is still allocated");
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "neighbour's link restored");
+    TAlloc_heap_free(heap, c);
+    TAlloc_heap_free(heap, a);
+    EXPECT(log.count == 0, "the frees succeed once restored");
+    EXPECT_HEAP_OK(heap, "all freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* Arenas from one region, handed out from the top down, so their order is known. */
+typedef struct top_down {
+    char *base;
+    size_t size, used;
+} top_down;
+
+static void *top_down_map(void *ctx, size_t size)
+{
+    top_down *t = ctx;
+    if (t->used + size > t->size)
+        return NULL;
+    t->used += size;
+    return t->base + t->size - t->used;
+}
+
+static void top_down_unmap(void *ctx, void *address, size_t size)
+{
+    (void)ctx;
+    memset(address, 0, size); /* a mapping comes back zeroed */
+}
+
+static void test_unmap_kept(void)
+{
+    top_down region = {NULL, 4u << 20, 0};
+    region.base = mmap(NULL, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
+    if (region.base == MAP_FAILED)
+        return;
+    TAlloc_os os = {top_down_map, top_down_unmap, &region};
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
+    /* the first arena (higher): a, b and the free tail; the second (lower): one block that
+       fills it, freed, so it stays as the retained empty arena */
+    unsigned char *a = TAlloc_heap_malloc(heap, 1000);
+    unsigned char *b = TAlloc_heap_malloc(heap, 1000);
+    unsigned char *q = TAlloc_heap_malloc(heap, ARENA - 64 - 16);
+    EXPECT(q && q < a, "the second arena lies below the first");
+    TAlloc_heap_free(heap, q);
+    TAlloc_heap_free(heap, a);
+    EXPECT(arenas_of(heap) == 2, "two arenas: %zu", arenas_of(heap));
+    /* the retained arena's chunk comes first in the list; its next link names a */
+    damage d = flip(q + NEXT, 1, 0x80);
+    TAlloc_heap_free(heap, b); /* a + b + tail: the whole arena, beyond the retained count */
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, q + NEXT, "unmap with a damaged neighbour");
+    EXPECT(arenas_of(heap) == 2, "the arena stays mapped: %zu arenas", arenas_of(heap));
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "unmap refused, link restored");
+    EXPECT(TAlloc_heap_trim(heap) == 2 && arenas_of(heap) == 0, "trim releases both arenas");
+    EXPECT(log.count == 0, "no report once restored");
+    EXPECT_HEAP_OK(heap, "trimmed");
+    TAlloc_heap_destroy(heap);
+    munmap(region.base, region.size);
+}
+
+static int find_quarantined(void *ctx, const TAlloc_arena_info *arena,
+                            const TAlloc_chunk_info *chunk)
+{
+    (void)arena;
+    const void **wanted = ctx;
+    if (chunk && chunk->payload == *wanted)
+        return chunk->is_quarantined ? 1 : 2;
+    return 0;
+}
+
+static void test_quarantine_stuck(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 2, NULL);
+    walk_setup w = walk_prepare(heap);
+    damage d = flip(w.a + NEXT + 1, 1, 0x01);
+    TAlloc_heap_free(heap, w.c); /* quarantined: no list walk yet */
+    EXPECT(log.count == 0, "the free itself reports nothing");
+    TAlloc_heap_release_quarantine(heap);
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + NEXT, "release meets the link");
+    const void *wanted = w.c;
+    EXPECT(TAlloc_heap_walk(heap, find_quarantined, &wanted) == 1, "c stays quarantined");
+    TAlloc_heap_free(heap, w.c);
+    expect_one(&log, TALLOC_ERROR_DOUBLE_FREE, w.c, "a second free of the quarantined block");
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "quarantine stuck, link restored");
+    TAlloc_heap_release_quarantine(heap);
+    EXPECT(log.count == 0, "the next release succeeds");
+    EXPECT(TAlloc_heap_walk(heap, find_quarantined, &wanted) == 2, "c is free");
+    EXPECT_HEAP_OK(heap, "quarantine released");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- boundary tag ----------------------------------------------------------------------- */
+
+typedef struct tag_case {
+    TAlloc_heap *heap;
+    unsigned char *a, *b;
+} tag_case;
+
+/* a is freed; its boundary tag (the last 8 bytes of its chunk, just before b's header) is
+   overwritten with a size far beyond the arena, 16-byte aligned, as a stale write would */
+static uint64_t *tag_of(const tag_case *c)
+{
+    return (uint64_t *)(c->b - 16 - 8);
+}
+
+static void tag_damage_then_free(void *arg)
+{
+    tag_case *c = arg;
+    test_unpoison(tag_of(c), 8);
+    *tag_of(c) = (uint64_t)1 << 40;
+    TAlloc_heap_free(c->heap, c->b);
+}
+
+static void test_boundary_tag(void)
+{
+    TAlloc_heap *heap = make_heap(NULL, 0, 0, 0, NULL);
+    tag_case c = {heap, TAlloc_heap_malloc(heap, 100), NULL};
+    c.b = TAlloc_heap_malloc(heap, 100);
+    void *g = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, c.a);
+    char line[128];
+    TAlloc_error_format(line, sizeof line, TALLOC_ERROR_CORRUPTED_HEADER, tag_of(&c));
+    expect_death("boundary tag far beyond the arena, then free of its right neighbour",
+                 tag_damage_then_free, &c, SIGABRT, line);
+    (void)g;
+    TAlloc_heap_destroy(heap);
+
+    test_error_log log = {0};
+    heap = make_heap(&log, 0, 0, 0, NULL);
+    c = (tag_case){heap, TAlloc_heap_malloc(heap, 100), NULL};
+    c.b = TAlloc_heap_malloc(heap, 100);
+    g = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, c.a);
+    test_unpoison(tag_of(&c), 8);
+    uint64_t saved = *tag_of(&c);
+    for (int shift = 12; shift <= 62; shift += 10) {
+        *tag_of(&c) = (uint64_t)1 << shift;
+        TAlloc_heap_free(heap, c.b);
+        expect_one(&log, TALLOC_ERROR_CORRUPTED_HEADER, tag_of(&c), "boundary tag");
+        EXPECT(TAlloc_heap_usable_size(heap, c.b) >= 100, "b is still allocated");
+    }
+    *tag_of(&c) = saved;
+    EXPECT_HEAP_OK(heap, "boundary tag restored");
+    TAlloc_heap_free(heap, c.b);
+    TAlloc_heap_free(heap, g);
+    EXPECT(log.count == 0, "the frees succeed once restored");
+    EXPECT_HEAP_OK(heap, "boundary tag: all freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* ---- canary, junk ----------------------------------------------------------------------- */
+
+static void test_canary_size_word(void)
+{
+    /* request 100: chunk of 128, canary bytes 100..103, stored size at 104..111. Each
+       damage changes the stored size; its decoding must not look like a size. */
+    static const struct {
+        size_t at, length;
+        unsigned char mask;
+    } cases[] = {{100, 5, 0x01}, {104, 1, 0x01}, {104, 1, 0x80}, {110, 2, 0xff},
+                 {104, 8, 0x01}, {103, 2, 0x04}};
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 1, 0, 0, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned char *p = TAlloc_heap_malloc(heap, 100);
+        damage d = flip(p + cases[i].at, cases[i].length, cases[i].mask);
+        TAlloc_heap_free(heap, p);
+        char what[64];
+        snprintf(what, sizeof what, "canary: %zu bytes from %zu XOR %#x", cases[i].length,
+                 cases[i].at, cases[i].mask);
+        const unsigned char *want = cases[i].at + cases[i].length > 104 ? p + 104 : p + cases[i].at;
+        expect_one(&log, TALLOC_ERROR_CANARY_CORRUPTED, want, what);
+        restore(&d);
+        TAlloc_heap_free(heap, p);
+        EXPECT(log.count == 0, "%s: freed once restored", what);
+    }
+    EXPECT_HEAP_OK(heap, "canary cases");
+    TAlloc_heap_destroy(heap);
+}
+
+static void test_junk_zeros(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 1, 0, NULL);
+    unsigned char *a = TAlloc_heap_malloc(heap, 100);
+    void *g = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, a);
+    test_unpoison(a + 32, 8);
+    memset(a + 32, 0, 8); /* past the links and mark: freed payload */
+    void *again = TAlloc_heap_malloc(heap, 100);
+    expect_one(&log, TALLOC_ERROR_WRITE_AFTER_FREE, a + 32, "zeros written after free");
+    (void)g;
+    (void)again;
+    TAlloc_heap_destroy(heap);
+
+    /* a fresh arena is junk too: nothing to report when it is handed out */
+    for (size_t size = 1000; size <= 100000; size *= 10) {
+        heap = make_heap(&log, 0, 1, 0, NULL);
+        for (int i = 0; i < 100; i++)
+            EXPECT(TAlloc_heap_malloc(heap, size) != NULL, "malloc(%zu)", size);
+        EXPECT(log.count == 0, "fresh arenas pass the junk check (%zu bytes): %d reports", size,
+               log.count);
+        TAlloc_heap_destroy(heap);
+    }
+}
+
+/* ---- large blocks ----------------------------------------------------------------------- */
+
+typedef struct large_case {
+    TAlloc_heap *heap;
+    void *large;
+} large_case;
+
+static void free_large_again(void *arg)
+{
+    large_case *c = arg;
+    TAlloc_heap_free(c->heap, c->large);
+}
+
+static void test_large_then_tail(void)
+{
+    /* the first allocation maps a dedicated arena; the small block lands in its tail */
+    TAlloc_heap *heap = make_heap(NULL, 0, 0, 0, NULL);
+    large_case c = {heap, TAlloc_heap_malloc(heap, 100000)};
+    void *small = TAlloc_heap_malloc(heap, 16);
+    EXPECT((char *)small > (char *)c.large && (char *)small < (char *)c.large + 104000,
+           "the small block is in the large block's arena");
+    TAlloc_heap_free(heap, c.large);
+    TAlloc_heap_free(heap, small); /* the arena goes now */
+    EXPECT(arenas_of(heap) == 0, "the dedicated arena is unmapped");
+    char line[128];
+    TAlloc_error_format(line, sizeof line, TALLOC_ERROR_DOUBLE_FREE, c.large);
+    expect_death("large block freed before its arena's tail block, then freed again",
+                 free_large_again, &c, SIGABRT, line);
+    TAlloc_heap_destroy(heap);
+
+    test_error_log log = {0};
+    heap = make_heap(&log, 0, 0, 0, NULL);
+    void *large = TAlloc_heap_malloc(heap, 100000);
+    small = TAlloc_heap_malloc(heap, 16);
+    TAlloc_heap_free(heap, small);
+    TAlloc_heap_free(heap, large); /* the arena goes now */
+    TAlloc_heap_free(heap, large);
+    expect_one(&log, TALLOC_ERROR_DOUBLE_FREE, large, "large block freed last, freed again");
+    TAlloc_heap_free(heap, small);
+    expect_one(&log, TALLOC_ERROR_FOREIGN_POINTER, small, "the tail block is not remembered");
+    TAlloc_heap_destroy(heap);
+}
+
+int main(void)
+{
+    test_allocation_walk();
+    test_insertion_walk();
+    test_neighbour_blamed();
+    test_unmap_kept();
+    test_quarantine_stuck();
+    test_boundary_tag();
+    test_canary_size_word();
+    test_junk_zeros();
+    test_large_then_tail();
+    return test_summary(test_name);
+}
