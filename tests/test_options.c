@@ -193,9 +193,10 @@ static void test_verbose_and_sizes(void)
     EXPECT(exited_ok(&o), "status %d, stderr %s", o.status, o.err);
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
-                         "policy=best canary=0 junk=0 guard=0 quarantine=0\n") == 0, "err: %s", o.err);
-    o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64");
-    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64\n") != NULL,
+                         "policy=best canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1\n") == 0,
+           "err: %s", o.err);
+    o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
+    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0\n") != NULL,
            "hardening options: %s", o.err);
 
     /* ',' separates too; k and g suffixes; sizes are rounded up to whole pages */
@@ -230,6 +231,7 @@ static void test_bad_options(void)
         {"junk=2", "talloc: TALLOC_OPTIONS: bad value in 'junk=2' ignored\n"},
         {"guard=x", "talloc: TALLOC_OPTIONS: bad value in 'guard=x' ignored\n"},
         {"quarantine=99999999", "talloc: TALLOC_OPTIONS: bad value in 'quarantine=99999999' ignored\n"},
+        {"fork_rekey=yes", "talloc: TALLOC_OPTIONS: bad value in 'fork_rekey=yes' ignored\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         outcome o = run("config", cases[i].options);

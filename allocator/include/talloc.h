@@ -126,6 +126,9 @@ typedef struct TAlloc_config {
     int junk;                     /* freed payloads filled, verified when handed out again */
     int guard;                    /* an inaccessible page after each dedicated arena */
     size_t quarantine;            /* freed blocks held back from reuse, oldest released first */
+    int fork_rekey;               /* 1 (TAlloc_config_init): a fork child draws a new secret and
+                                     re-keys the heap when it first uses it; 0: keeps the
+                                     parent's (no page of the heap is written) */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, first fit, mmap. */
@@ -265,6 +268,7 @@ TALLOC_API size_t TAlloc_trim(void);
  *   junk=1          config.junk: writes after free caught when the memory is handed out again
  *   guard=1         config.guard: a large overflow of a dedicated arena's block faults
  *   quarantine=N    config.quarantine: the last N freed blocks are not reused yet
+ *   fork_rekey=0|1  config.fork_rekey: a fork child re-keys the heap on first use (default 1)
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

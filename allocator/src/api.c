@@ -15,6 +15,7 @@ void TAlloc_config_init(TAlloc_config *config)
         .arena_size = TALLOC_DEFAULT_ARENA_SIZE,
         .retained_arena_count = 1,
         .policy = TALLOC_POLICY_FIRST_FIT,
+        .fork_rekey = 1,
     };
 }
 

@@ -25,9 +25,14 @@ static const uint64_t junk_word = 0x0101010101010101u * TA_JUNK_BYTE;
 
 /* ---- canary -------------------------------------------------------------------------- */
 
+static uint64_t canary_key_of(uint64_t secret, const ta_chunk *chunk)
+{
+    return ta_chunk_check_value(secret ^ 0x5bd1e9955bd1e995u, chunk, 0xCA4A);
+}
+
 static uint64_t canary_key(const ta_heap *heap, const ta_chunk *chunk)
 {
-    return ta_chunk_check_value(heap->secret ^ 0x5bd1e9955bd1e995u, chunk, 0xCA4A);
+    return canary_key_of(heap->secret, chunk);
 }
 
 static unsigned char canary_byte(uint64_t key, size_t i)
@@ -102,6 +107,20 @@ const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t 
             return p + i;
     *request = n;
     return NULL;
+}
+
+void ta_canary_rekey(ta_chunk *chunk, uint64_t old_secret, uint64_t new_secret)
+{
+    uint64_t old_key = canary_key_of(old_secret, chunk), new_key = canary_key_of(new_secret, chunk);
+    unsigned char *p = ta_chunk_payload(chunk);
+    unsigned char *end = (unsigned char *)size_slot(chunk);
+    size_t n = (size_t)size_decode(*size_slot(chunk), old_key);
+    if (n > (size_t)(end - p) - 1)
+        return; /* the size word was overwritten: it stays so */
+    for (size_t i = n; p + i < end; i++)
+        if (p[i] == canary_byte(old_key, i)) /* a damaged byte stays damaged */
+            p[i] = canary_byte(new_key, i);
+    *size_slot(chunk) = size_encode(n, new_key);
 }
 
 /* ---- junk ---------------------------------------------------------------------------- */

@@ -58,6 +58,10 @@ bool ta_heap_lock(ta_heap *heap)
     atomic_signal_fence(memory_order_seq_cst); /* entered before the lock is taken */
     pthread_mutex_lock(&heap->lock);
     ta_track_enter();
+    if (heap->is_rekey_pending) {
+        heap->is_rekey_pending = false;
+        ta_heap_rekey(heap);
+    }
     return true;
 }
 

@@ -141,6 +141,8 @@ struct TAlloc_heap {
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
     size_t control_size;         /* bytes mapped for this struct */
     bool is_default;             /* the process-wide heap: lives in static storage */
+    bool is_rekey_pending;       /* set in a fork child (config.fork_rekey): the next call
+                                    re-keys the heap under a new secret first */
     struct TAlloc_heap *registry_next; /* every live heap, for the fork handlers (fork.c) */
     struct TAlloc_heap *registry_prev;
 };
@@ -292,6 +294,8 @@ TA_HIDDEN void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t requ
 /* NULL when the canary and the stored size are intact (request set), else the first damaged
    byte. */
 TA_HIDDEN const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request);
+/* Re-keys a block's canary from one secret to another; damaged bytes stay damaged. */
+TA_HIDDEN void ta_canary_rekey(ta_chunk *chunk, uint64_t old_secret, uint64_t new_secret);
 TA_HIDDEN void ta_junk_fill(void *from, void *to);
 /* Junk-fills the free chunk of a new arena (beyond its links, mark and footer). */
 TA_HIDDEN void ta_junk_fresh(ta_chunk *chunk);
@@ -306,6 +310,8 @@ TA_HIDDEN const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t take
 /* ---- os.c / report.c / default_heap.c ------------------------------------------------- */
 TA_HIDDEN size_t ta_os_page_size(void);
 TA_HIDDEN uint64_t ta_os_random_secret(void);
+/* fork.c: re-keys every check value, link and canary of the heap under a new secret. */
+TA_HIDDEN void ta_heap_rekey(ta_heap *heap);
 TA_HIDDEN void *ta_os_scratch_map(size_t size);
 TA_HIDDEN bool ta_os_protect_none(void *address, size_t size);
 TA_HIDDEN void ta_os_scratch_unmap(void *address, size_t size);

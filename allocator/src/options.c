@@ -89,10 +89,13 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         return true;
     }
     if (is_key(item, key_length, "canary") || is_key(item, key_length, "junk") ||
-        is_key(item, key_length, "guard")) {
+        is_key(item, key_length, "guard") || is_key(item, key_length, "fork_rekey")) {
         if (!is_flag)
             return false;
-        *(item[0] == 'c' ? &config->canary : item[0] == 'j' ? &config->junk : &config->guard) = (int)n;
+        *(item[0] == 'c'   ? &config->canary
+          : item[0] == 'j' ? &config->junk
+          : item[0] == 'g' ? &config->guard
+                           : &config->fork_rekey) = (int)n;
         return true;
     }
     if (is_key(item, key_length, "quarantine")) {
@@ -151,6 +154,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, (uint64_t)config->guard);
     ta_text_str(&t, " quarantine=");
     ta_text_u64(&t, config->quarantine);
+    ta_text_str(&t, " fork_rekey=");
+    ta_text_u64(&t, (uint64_t)config->fork_rekey);
     ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }
