@@ -64,7 +64,7 @@ for target in "${targets[@]}"; do
     edges=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | cut -d' ' -f2)
     crashes=$(find "$dir/crashes" -type f | wc -l)
     ((crashes == 0)) || crashed=1
-    rows+=("$(printf '%-18s %10s %8s %7s %6s %8s' "$target" "${runs:-?}" "${speed:-?}" \
+    rows+=("$(printf '%-22s %10s %8s %7s %6s %8s' "$target" "${runs:-?}" "${speed:-?}" \
         "${edges:-?}" "${new:-?}" "$crashes")")
 done
 
@@ -81,7 +81,7 @@ fi
 
 echo
 echo "=== summary: ${budget}s per target ==="
-printf '%-18s %10s %8s %7s %6s %8s\n' target runs exec/s edges new crashes
+printf '%-22s %10s %8s %7s %6s %8s\n' target runs exec/s edges new crashes
 printf '%s\n' "${rows[@]}"
 if ((crashed)); then
     echo
