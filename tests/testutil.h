@@ -162,11 +162,12 @@ static inline TAlloc_heap *test_heap(size_t arena_size, TAlloc_error_fn handler,
 }
 
 /*
- * Runs fn(arg) in a child process (which exits 0 if fn returns) with its stderr captured in
- * `buf` (NUL-terminated, cut to fit). Returns the child's wait status, or -1 when no child
- * could be started.
+ * Runs fn(arg) in a child process (which exits 0 if fn returns) with its file descriptor `fd`
+ * (2: stderr, 1: stdout) captured in `buf` (NUL-terminated, cut to fit). Returns the child's
+ * wait status, or -1 when no child could be started.
  */
-static inline int test_run_child(void (*fn)(void *), void *arg, char *buf, size_t capacity)
+static inline int test_run_child_fd(void (*fn)(void *), void *arg, int fd, char *buf,
+                                    size_t capacity)
 {
     int fds[2];
     buf[0] = 0;
@@ -176,14 +177,15 @@ static inline int test_run_child(void (*fn)(void *), void *arg, char *buf, size_
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        dup2(fds[1], 2);
+        dup2(fds[1], fd);
+        close(fds[1]);
         fn(arg);
         _exit(0);
     }
     close(fds[1]);
     size_t used = 0;
     ssize_t got;
-    while ((got = read(fds[0], buf + used, capacity - 1 - used)) > 0)
+    while (used < capacity - 1 && (got = read(fds[0], buf + used, capacity - 1 - used)) > 0)
         used += (size_t)got;
     buf[used] = 0;
     close(fds[0]);
@@ -191,6 +193,11 @@ static inline int test_run_child(void (*fn)(void *), void *arg, char *buf, size_
     if (pid < 0 || waitpid(pid, &status, 0) != pid)
         return -1;
     return status;
+}
+
+static inline int test_run_child(void (*fn)(void *), void *arg, char *buf, size_t capacity)
+{
+    return test_run_child_fd(fn, arg, 2, buf, capacity);
 }
 
 /*

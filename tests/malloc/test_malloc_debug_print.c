@@ -20,8 +20,9 @@ static int count_lines(void *ctx, const TAlloc_arena_info *arena, const TAlloc_c
 }
 
 /* In the child: stdout is a pipe whose stream has not been used yet. */
-static void print_default_heap(void)
+static void print_default_heap(void *unused)
 {
+    (void)unused;
     alarm(WATCHDOG_SECONDS);
     void *blocks[20];
     for (int i = 0; i < 20; i++)
@@ -39,8 +40,9 @@ static void print_default_heap(void)
 }
 
 /* The same through a stream opened by the program (its buffer allocated on first write). */
-static void print_to_new_stream(void)
+static void print_to_new_stream(void *unused)
 {
+    (void)unused;
     alarm(WATCHDOG_SECONDS);
     void *keep = malloc(mt_hide(777));
     FILE *out = fdopen(dup(1), "w");
@@ -53,32 +55,6 @@ static void print_to_new_stream(void)
     fclose(out);
     free(keep);
     _exit(0);
-}
-
-/* Runs `body` in a child with stdout on a pipe; returns its wait status and output. */
-static int run(void (*body)(void), char *buf, size_t capacity)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 1);
-        close(fds[1]);
-        body();
-    }
-    close(fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used < capacity - 1 && (got = read(fds[0], buf + used, capacity - 1 - used)) > 0)
-        used += (size_t)got;
-    buf[used] = 0;
-    close(fds[0]);
-    int status = -1;
-    waitpid(pid, &status, 0);
-    return status;
 }
 
 /* The output is `lines` heap lines (Arena / Allocated / Free) and then "lines N". */
@@ -106,11 +82,11 @@ static void expect_walk_printed(const char *name, int status, const char *out)
 int main(void)
 {
     static char out[1 << 16];
-    int status = run(print_default_heap, out, sizeof out);
+    int status = test_run_child_fd(print_default_heap, NULL, 1, out, sizeof out);
     expect_walk_printed("TAlloc_debug_print on stdout", status, out);
     EXPECT(strstr(out, "  Free chunk at ") != NULL && strstr(out, "  Allocated chunk at ") != NULL,
            "both chunk states printed:\n%s", out);
-    status = run(print_to_new_stream, out, sizeof out);
+    status = test_run_child_fd(print_to_new_stream, NULL, 1, out, sizeof out);
     expect_walk_printed("TAlloc_heap_debug_print on a new stream", status, out);
     return test_summary("test_malloc_debug_print");
 }
