@@ -2,7 +2,8 @@
  * stress.h - shared state of talloc-stress, the long-running multi-threaded stress driver.
  *
  *   main.c     options, thread start/stop, progress loop, final drain, summary
- *   workers.c  per-thread RNG, profiles (op generators), op execution, block patterns
+ *   workers.c  per-thread RNG, profiles (op generators), op execution
+ *   pattern.c  the pattern every block holds, keyed by (seed, block id), and its check
  *   pause.c    the "stop the world" safe point and the full check run inside it
  *   report.c   RSS, progress line, JSON report, CSV timeline, reproducers, crash handler
  *   adapters.c the allocators (--allocator): TAlloc, the C library, and jemalloc, mimalloc
@@ -158,10 +159,14 @@ typedef struct stress_state {
 
 extern stress_state g;
 
+/* pattern.c */
+uint64_t stress_mix(uint64_t x);
+/* Writes block `id`'s pattern into bytes [from, to) of p. */
+void stress_fill_pattern(uint64_t id, unsigned char *p, size_t from, size_t to);
+bool stress_verify_block(uint64_t id, const unsigned char *p, size_t size, size_t *bad_at);
+
 /* workers.c */
 void *stress_worker(void *arg);
-uint64_t stress_mix(uint64_t x);
-bool stress_verify_block(uint64_t id, const unsigned char *p, size_t size, size_t *bad_at);
 void stress_free_all(stress_thread *t);
 void stress_drain_queue(void);
 const char *stress_profile_name(int profile);

@@ -1,8 +1,8 @@
 /*
  * workers.c - what each stress thread does: pick ops from its profile with a per-(seed,
  * thread, profile) splitmix64 RNG, execute them on the chosen allocator, keep the live
- * blocks in allocation order, fill every block with a pattern keyed by (seed, block id) and
- * verify it before the block is freed or reallocated. Nothing here reads a clock: the op
+ * blocks in allocation order, fill every block with its pattern (pattern.c) and verify it
+ * before the block is freed or reallocated. Nothing here reads a clock: the op
  * stream of a thread depends only on the seed and (for cross-thread) on the queue.
  */
 #include <errno.h>
@@ -12,15 +12,7 @@
 
 #include "stress.h"
 
-/* ---- RNG, digest, pattern --------------------------------------------------------------- */
-
-uint64_t stress_mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15u;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBu;
-    return x ^ (x >> 31);
-}
+/* ---- RNG ------------------------------------------------------------------- */
 
 static uint64_t profile_rng[STRESS_MAX_THREADS][P_COUNT];
 
@@ -34,46 +26,6 @@ static uint64_t rnd(stress_thread *t)
 static size_t rnd_range(stress_thread *t, size_t lo, size_t hi) /* inclusive */
 {
     return lo + (size_t)(rnd(t) % (uint64_t)(hi - lo + 1));
-}
-
-static uint64_t block_key(uint64_t id)
-{
-    return stress_mix(g.opt.seed ^ stress_mix(id));
-}
-
-static uint64_t pattern_word(uint64_t key, size_t k)
-{
-    uint64_t w = key + (uint64_t)k * 0xD6E8FEB86659FD93u;
-    return w ^ (w >> 29);
-}
-
-static void fill_pattern(uint64_t id, unsigned char *p, size_t from, size_t to)
-{
-    uint64_t key = block_key(id);
-    for (size_t off = from & ~(size_t)7; off < to; off += 8) {
-        uint64_t w = pattern_word(key, off / 8);
-        size_t n = to - off < 8 ? to - off : 8;
-        memcpy(p + off, &w, n);
-    }
-}
-
-/* True when bytes [0, size) hold the pattern of block `id`; else the first bad offset. */
-bool stress_verify_block(uint64_t id, const unsigned char *p, size_t size, size_t *bad_at)
-{
-    uint64_t key = block_key(id);
-    for (size_t off = 0; off < size; off += 8) {
-        uint64_t w = pattern_word(key, off / 8);
-        size_t n = size - off < 8 ? size - off : 8;
-        if (memcmp(p + off, &w, n) != 0) {
-            for (size_t i = 0; i < n; i++)
-                if (p[off + i] != ((const unsigned char *)&w)[i]) {
-                    *bad_at = off + i;
-                    break;
-                }
-            return false;
-        }
-    }
-    return true;
 }
 
 /* ---- recording --------------------------------------------------------------------------- */
@@ -168,7 +120,7 @@ static void push_block(stress_thread *t, unsigned char *p, size_t size, bool is_
     uint64_t id = ((uint64_t)t->index << 40) | t->next_id++;
     t->blocks[t->live++] = (stress_block){p, size, id, is_short};
     t->live_bytes += size;
-    fill_pattern(id, p, 0, size);
+    stress_fill_pattern(id, p, 0, size);
 }
 
 static void remove_block(stress_thread *t, size_t i)
@@ -285,7 +237,7 @@ static bool op_realloc(stress_thread *t, size_t i, size_t size)
     if (size < b->size)
         atomic_fetch_sub(&g.live_bytes, b->size - size);
     t->live_bytes = t->live_bytes - b->size + size;
-    fill_pattern(b->id, p, keep, size);
+    stress_fill_pattern(b->id, p, keep, size);
     b->ptr = p;
     b->size = size;
     return true;
@@ -329,7 +281,7 @@ static bool queue_push(stress_thread *t)
     if (p == NULL)
         return false;
     uint64_t id = ((uint64_t)t->index << 40) | t->next_id++;
-    fill_pattern(id, p, 0, size);
+    stress_fill_pattern(id, p, 0, size);
     pthread_mutex_lock(&g.queue_lock);
     if (g.queue_count < STRESS_QUEUE_CAP) {
         g.queue[g.queue_count++] = (stress_queue_item){p, size, id, t->index};
