@@ -15,6 +15,8 @@
 #   TALLOC_PROGRAMS_TIMING   when set, every step runs under /usr/bin/time and its wall time
 #                            and peak RSS are written to WORKDIR/PROGRAM/results/SIDE/STEP.time
 #   TALLOC_PROGRAMS_TIMEOUT  seconds one step may take before it counts as hung (default 300)
+#   TALLOC_PROGRAMS_OPTIONS  more TALLOC_OPTIONS for the TAlloc side, after stats=1 (e.g.
+#                            canary=1:junk=1:guard=1:quarantine=256: no report may appear)
 # A program that is missing is installed with apt-get when running as root; otherwise the
 # program fails and says which package it needs. Exit status: 0 when every program passed,
 # 1 when one failed, 2 on a usage error.
@@ -46,6 +48,9 @@ workloads=$here/workloads
 scale=${TALLOC_PROGRAMS_SCALE:-1}
 timing=${TALLOC_PROGRAMS_TIMING:-}
 step_timeout=${TALLOC_PROGRAMS_TIMEOUT:-300}
+extra_options=${TALLOC_PROGRAMS_OPTIONS:-}
+[[ $extra_options =~ ^[a-z0-9_=:,]*$ ]] || { echo "run_programs.sh: TALLOC_PROGRAMS_OPTIONS: only key=value items separated by ':' or ','" >&2; exit 2; }
+talloc_options=stats=1${extra_options:+:$extra_options}
 [[ $scale =~ ^[1-9][0-9]*$ ]] || { echo "run_programs.sh: TALLOC_PROGRAMS_SCALE must be a positive integer" >&2; exit 2; }
 
 # Everything the programs print must not depend on the machine's settings.
@@ -103,7 +108,7 @@ step() {
     echo "$tag" >>"$results/$side/steps"
     echo "$min" >"$out.min"
     local -a env=(env)
-    [[ $side == talloc ]] && env+=(LD_PRELOAD="$lib" TALLOC_OPTIONS=stats=1)
+    [[ $side == talloc ]] && env+=(LD_PRELOAD="$lib" TALLOC_OPTIONS="$talloc_options")
     local -a timer=()
     [[ -n $timing ]] && timer=(/usr/bin/time -f '%e %M' -o "$out.time")
     local rc=0
