@@ -73,11 +73,22 @@ static bool find_nearby(ta_heap *heap, const ta_chunk *chunk, ta_chunk *after, t
     return false;
 }
 
+/* Whether the free chunk `c` is linked: its predecessor (or the head) names it. Notes
+   nothing: a chunk that fails is simply not used as a starting point. */
+static bool is_listed(const ta_heap *heap, ta_chunk *c)
+{
+    ta_chunk *prev = ta_link_get(heap, &c->prev_link);
+    if (prev == NULL)
+        return heap->free_head == c;
+    return ta_link_is_plausible(heap, prev) && ta_link_get(heap, &prev->next_link) == c;
+}
+
 /*
  * Finds where `chunk` goes in address order, before anything is written: O(1) when a free
  * chunk follows it closely in its arena (`after` is the chunk right after it), else a walk of
- * the list from its head. False, with the damaged link noted, when the walk met one: the
- * caller then leaves the heap as it is.
+ * the list from the chunk linked last (when it is still free and lies below) or the head.
+ * False, with the damaged link noted, when the walk met one: the caller then leaves the heap
+ * as it is.
  */
 bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *slot)
 {
@@ -85,6 +96,14 @@ bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *s
         return true;
     ta_chunk *prev = NULL;
     ta_chunk *next = heap->free_head;
+    ta_chunk *finger = heap->finger;
+    if (finger && finger < chunk && ta_link_is_plausible(heap, finger) &&
+        is_listed(heap, finger)) {
+        /* a free chunk in the list below this one: frees in ascending address order link in
+           O(1) */
+        prev = finger;
+        next = next_of(heap, finger);
+    }
     for (size_t steps = walk_limit(heap); next && next < chunk; steps--) {
         if (steps == 0) {
             note_bad_link(heap, &next->next_link);
@@ -99,6 +118,7 @@ bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *s
     if (heap->bad_link)
         return false;
     *slot = (ta_slot){prev, next};
+    heap->finger = chunk; /* where the next walk may start, once `chunk` is linked */
     return true;
 }
 

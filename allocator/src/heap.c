@@ -365,6 +365,7 @@ static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t
         ta_index_remove(heap, next);
         ta_chunk_set_prev_free(heap, ta_chunk_next(next), false);
     }
+    ta_chunk_unseal(next); /* inside the block now: no valid header may remain there */
     ta_chunk_write(heap, chunk, new_size, chunk->size_word & TA_KEPT);
     ta_count(heap, TALLOC_EVENT_REALLOC_GROW_IN_PLACE);
     return true;
