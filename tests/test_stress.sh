@@ -66,6 +66,8 @@ echo "ok: system allocator"
 # two-thread run over every profile must pass; not installed, the driver must exit 2 with a
 # message naming the library and its Debian package. Each prints the branch it took.
 ld_cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+tsan_supp=$work/tsan-loaded-allocators.supp
+printf 'called_from_lib:%s\n' libjemalloc.so.2 libmimalloc.so.2 libtcmalloc.so.4 >"$tsan_supp"
 is_installed() { grep -q "^[[:space:]]*${1//./\\.} " <<<"$ld_cache"; }
 check_loaded_allocator() {
     local name=$1 soname=$2 package=$3 out rc
@@ -78,7 +80,11 @@ check_loaded_allocator() {
         grep -q "^summary: ok .*allocator $name\$" <<<"$out" || fail "$name: no ok summary: $out"
         [[ $(grep '^digest: ' <<<"$out") == "$a" ]] \
             || fail "$name: digest differs from TAlloc's $a: $out"
-        out=$("$stress" --allocator "$name" --threads 2 --duration 2s --rotate-every 2000 \
+        # ThreadSanitizer cannot see the synchronisation inside an uninstrumented allocator:
+        # the memcpy of its realloc, reading a block another thread had freed, looks like a
+        # race. Its calls into intercepted functions are not tracked (no effect elsewhere).
+        out=$(TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}suppressions=$tsan_supp" \
+              "$stress" --allocator "$name" --threads 2 --duration 2s --rotate-every 2000 \
               --quiet --repro-dir "$work" 2>&1) || fail "--allocator $name, 2 threads: $out"
         grep -q '^digest: [0-9a-f]\{16\}$' <<<"$out" || fail "$name: no digest line: $out"
         echo "ok: $name installed ($soname): same digest as TAlloc, two-thread run passed"

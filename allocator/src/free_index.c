@@ -195,6 +195,8 @@ void ta_index_remove(ta_heap *heap, ta_chunk *chunk)
         heap->free_head = next;
     if (next)
         ta_link_set(heap, &next->prev_link, prev);
+    if (heap->finger == chunk) /* it may become a block another thread writes into */
+        heap->finger = NULL;
 }
 
 /* `new_chunk` takes the place of `old_chunk`; valid when no other free chunk lies between
@@ -206,6 +208,8 @@ void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk)
         return;
     ta_link_set(heap, &new_chunk->prev_link, prev);
     ta_link_set(heap, &new_chunk->next_link, next);
+    if (heap->finger == old_chunk)
+        heap->finger = new_chunk;
     if (prev)
         ta_link_set(heap, &prev->next_link, new_chunk);
     else

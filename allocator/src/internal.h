@@ -122,9 +122,9 @@ struct TAlloc_heap {
     uint64_t secret;             /* key of every check value in this heap */
     const ta_free_index_ops *index;
     ta_chunk *free_head;         /* address-ordered free list (both policies) */
-    ta_chunk *finger;            /* the chunk a walk of the list placed last: a walk for a
-                                    chunk above it may start there, if it is still a free
-                                    chunk in the list */
+    ta_chunk *finger;            /* the chunk a walk of the list placed last, or NULL once it
+                                    left the list (never a block's payload): a walk for a
+                                    chunk above it may start there */
     const void *bad_link;        /* a damaged free-list link met during this call (reported
                                     as "corrupted free list" when the call ends), or NULL */
     ta_arena *arena_first;       /* creation order */
