@@ -45,6 +45,12 @@ static ta_chunk *next_of(ta_heap *heap, ta_chunk *c)
     return NULL;
 }
 
+/* Whether `prev` (NULL: the list's head) names `c` as its successor. */
+static bool names_next(const ta_heap *heap, ta_chunk *prev, const ta_chunk *c)
+{
+    return (prev ? ta_link_get(heap, &prev->next_link) : heap->free_head) == c;
+}
+
 enum { NEARBY_CHUNKS = 64 };
 
 /*
@@ -64,7 +70,7 @@ static bool find_nearby(ta_heap *heap, const ta_chunk *chunk, ta_chunk *after, t
             continue;
         ta_chunk *before = ta_link_get(heap, &c->prev_link);
         if (!ta_link_is_plausible(heap, before) || (before && before >= chunk) ||
-            (before ? ta_link_get(heap, &before->next_link) : heap->free_head) != c)
+            !names_next(heap, before, c))
             return false; /* the walk below notes what is damaged */
         *prev = before;
         *next = c;
@@ -78,9 +84,7 @@ static bool find_nearby(ta_heap *heap, const ta_chunk *chunk, ta_chunk *after, t
 static bool is_listed(const ta_heap *heap, ta_chunk *c)
 {
     ta_chunk *prev = ta_link_get(heap, &c->prev_link);
-    if (prev == NULL)
-        return heap->free_head == c;
-    return ta_link_is_plausible(heap, prev) && ta_link_get(heap, &prev->next_link) == c;
+    return ta_link_is_plausible(heap, prev) && names_next(heap, prev, c);
 }
 
 /*
@@ -135,6 +139,7 @@ void ta_index_link(ta_heap *heap, ta_chunk *chunk, const ta_slot *slot)
         ta_link_set(heap, &slot->next->prev_link, chunk);
 }
 
+/* locate + link (the checker's tests build heap states with it). */
 bool ta_index_insert(ta_heap *heap, ta_chunk *chunk)
 {
     ta_slot slot;
@@ -160,7 +165,7 @@ static bool neighbours(ta_heap *heap, ta_chunk *chunk, ta_chunk **prev, ta_chunk
         note_bad_link(heap, &chunk->prev_link);
         return false;
     }
-    if ((*prev ? ta_link_get(heap, &(*prev)->next_link) : heap->free_head) != chunk) {
+    if (!names_next(heap, *prev, chunk)) {
         /* one of the pair is damaged: blame the one that names no free chunk */
         bool is_theirs = *prev && !ta_link_is_plausible(heap, ta_link_get(heap, &(*prev)->next_link));
         note_bad_link(heap, is_theirs ? &(*prev)->next_link : &chunk->prev_link);
