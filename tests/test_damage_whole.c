@@ -6,7 +6,8 @@
  *     also when the link still decodes to an aligned address inside an arena;
  *   - a free whose insertion walk meets one leaves the block allocated;
  *   - a free whose merge finds a neighbour's link damaged names that link, not its own;
- *   - a free that would unmap an arena whose list neighbour's link is damaged keeps the arena;
+ *   - a free that would unmap an arena whose list neighbour's link is damaged keeps the arena,
+ *     and trim releases it once the damage is gone, standard or dedicated;
  *   - a quarantined block whose release meets one stays quarantined until a later release;
  *   - a damaged boundary tag is "corrupted header", never a wild read;
  *   - a canary overflow that reaches the stored size names the stored size;
@@ -217,6 +218,39 @@ static void test_unmap_kept(void)
     munmap(region.base, region.size);
 }
 
+/* A dedicated arena kept because its free chunk could not be unlinked is released by trim
+   once the damage is gone (trim used to look at standard arenas only). */
+static void test_unmap_kept_dedicated(void)
+{
+    top_down region = {NULL, 4u << 20, 0};
+    region.base = mmap(NULL, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
+    if (region.base == MAP_FAILED)
+        return;
+    TAlloc_os os = {top_down_map, top_down_unmap, &region};
+    test_error_log log = {0};
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
+    /* the dedicated arena (higher): a free leading gap, the aligned block, a free tail */
+    unsigned char *large = TAlloc_heap_aligned_alloc(heap, 4096, ARENA + 4000);
+    /* a standard arena below it, emptied and retained: its chunk heads the list */
+    unsigned char *q = TAlloc_heap_malloc(heap, ARENA - 64 - 16);
+    EXPECT(large && q && q < large, "the standard arena lies below the dedicated one");
+    TAlloc_heap_free(heap, q);
+    EXPECT(arenas_of(heap) == 2, "two arenas: %zu", arenas_of(heap));
+    damage d = flip(q + NEXT, 1, 0x80);
+    TAlloc_heap_free(heap, large); /* gap + block + tail: the whole dedicated arena */
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, q + NEXT, "unmap with a damaged neighbour");
+    EXPECT(arenas_of(heap) == 2, "the dedicated arena stays mapped: %zu arenas", arenas_of(heap));
+    restore(&d);
+    EXPECT_HEAP_OK(heap, "unmap refused, link restored");
+    EXPECT(TAlloc_heap_trim(heap) == 2 && arenas_of(heap) == 0,
+           "trim releases the retained and the dedicated arena: %zu left", arenas_of(heap));
+    EXPECT(log.count == 0, "no report once restored");
+    TAlloc_heap_destroy(heap);
+    munmap(region.base, region.size);
+}
+
 static int find_quarantined(void *ctx, const TAlloc_arena_info *arena,
                             const TAlloc_chunk_info *chunk)
 {
@@ -414,6 +448,7 @@ int main(void)
     test_insertion_walk();
     test_neighbour_blamed();
     test_unmap_kept();
+    test_unmap_kept_dedicated();
     test_quarantine_stuck();
     test_boundary_tag();
     test_canary_size_word();

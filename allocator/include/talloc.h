@@ -251,8 +251,9 @@ TALLOC_API void TAlloc_write_stats(int fd);
 TALLOC_API void TAlloc_heap_release_quarantine(TAlloc_heap *heap);
 TALLOC_API void TAlloc_release_quarantine(void);
 
-/* Releases the blocks held in quarantine, then unmaps the empty arenas the heap retains for
-   reuse. Returns how many arenas were unmapped. */
+/* Releases the blocks held in quarantine, then unmaps every empty arena: those the heap
+   retains for reuse, and any a free had to keep because it met a damaged link (reported
+   then). Returns how many arenas were unmapped. */
 TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);
 TALLOC_API size_t TAlloc_trim(void);
 

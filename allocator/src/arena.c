@@ -286,17 +286,21 @@ void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk)
     ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);
 }
 
-/* Unmaps every retained empty arena (malloc_trim). Returns how many. */
+/* Unmaps every empty arena (malloc_trim): the standard ones retained for reuse, and any
+   dedicated one a free kept because a damaged link stopped it from being unlinked then.
+   Returns how many. */
 size_t ta_arena_trim(ta_heap *heap)
 {
     size_t released = 0;
-    for (ta_arena *a = heap->arena_first, *next; a && heap->empty_arena_count > 0; a = next) {
+    for (ta_arena *a = heap->arena_first, *next; a; a = next) {
         next = a->next;
         ta_chunk *chunk = ta_arena_first_chunk(a);
-        if (a->is_dedicated || !ta_chunk_is_free(chunk) || !ta_arena_is_whole(a, chunk) ||
+        if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk) ||
+            !ta_arena_is_whole(a, chunk) ||
             !ta_index_verify(heap, chunk))
             continue; /* a damaged link stays noted for the call to report */
-        heap->empty_arena_count--;
+        if (!a->is_dedicated)
+            heap->empty_arena_count--;
         ta_arena_unmap(heap, a);
         ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);
         released++;
