@@ -63,8 +63,6 @@ typedef struct model {
     size_t arena_size;   /* standard arena bytes, page-rounded as the heap does */
     size_t page_size;
     size_t retained;     /* empty standard arenas the heap keeps */
-    bool has_control;    /* the heap's control block (its first map) has been seen */
-    uintptr_t control_base;
     os_event events[MAX_OS_EVENTS]; /* maps and unmaps since the last op was modelled */
     size_t event_count;
     size_t next_event;
@@ -222,23 +220,15 @@ static void record_event(model *m, bool is_map, void *base, size_t size)
     m->events[m->event_count++] = (os_event){is_map, (uintptr_t)base, size};
 }
 
+/* Only arenas are reported: the heap's control block and tables are metadata pages. */
 static void on_map(void *ctx, void *base, size_t size)
 {
-    model *m = ctx;
-    if (!m->has_control) {
-        m->has_control = true; /* TAlloc_heap_create maps the heap's control block first */
-        m->control_base = (uintptr_t)base;
-        return;
-    }
-    record_event(m, true, base, size);
+    record_event(ctx, true, base, size);
 }
 
 static void on_unmap(void *ctx, void *base, size_t size)
 {
-    model *m = ctx;
-    if (m->has_control && (uintptr_t)base == m->control_base)
-        return;
-    record_event(m, false, base, size);
+    record_event(ctx, false, base, size);
 }
 
 /* Takes the next recorded event when it is a map; returns false when there is none. */

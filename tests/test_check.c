@@ -448,22 +448,21 @@ static void case_i6_accounting(void)
     TAlloc_heap_destroy(heap);
 }
 
-/* ---- the arena table ------------------------------------------------------------------------ */
+/* ---- the arena registry --------------------------------------------------------------------- */
 
-/* Thousands of arenas: the table grows past several pages, stays sorted through unmaps in any
-   order, answers every ownership question, and a damaged table is an I6 violation. */
-static void case_arena_table(void)
+/* Thousands of arenas: the slot table grows past several pages, stays right through unmaps in
+   any order, answers every ownership question, and a damaged registry is an I6 violation. */
+static void case_arena_registry(void)
 {
     enum { N = 3000 };
     TAlloc_heap *heap = test_heap(8192, NULL, NULL, "test_check");
     static void *blocks[N];
     for (int i = 0; i < N; i++)
         blocks[i] = xmalloc(heap, 6000); /* one 8 KiB arena each */
-    EXPECT(heap->arena_table_count == N && heap->stats.arena_count == N,
-           "table %zu arenas, stats %zu", heap->arena_table_count, heap->stats.arena_count);
-    EXPECT(heap->arena_table_capacity >= N && !heap->is_arena_table_lost, "table grew to %zu",
-           heap->arena_table_capacity);
-    expect_clean(heap, "table: 3000 arenas");
+    EXPECT(heap->arena_slot_count == N && heap->stats.arena_count == N,
+           "registry %zu arenas, stats %zu", heap->arena_slot_count, heap->stats.arena_count);
+    EXPECT(heap->arena_slot_bits >= 13, "slot table grew to 2^%zu", heap->arena_slot_bits);
+    expect_clean(heap, "registry: 3000 arenas");
     expose_arenas(heap); /* arena headers are read below */
     size_t owned = 0;
     for (int i = 0; i < N; i++) {
@@ -472,40 +471,62 @@ static void case_arena_table(void)
                  (char *)blocks[i] < (char *)a + a->map_size;
         owned += ta_arena_find(heap, (char *)blocks[i] - 32) == NULL; /* the arena header */
     }
-    EXPECT(owned == 2 * N, "table: %zu of %d lookups right", owned, 2 * N);
+    EXPECT(owned == 2 * N, "registry: %zu of %d lookups right", owned, 2 * N);
     for (int i = 0; i < N; i += 3) /* unmaps from everywhere in the table */
         TAlloc_heap_free(heap, blocks[i]);
-    expect_clean(heap, "table: a third unmapped");
-    EXPECT(heap->arena_table_count == heap->stats.arena_count, "table %zu, stats %zu",
-           heap->arena_table_count, heap->stats.arena_count);
+    expect_clean(heap, "registry: a third unmapped");
+    EXPECT(heap->arena_slot_count == heap->stats.arena_count, "registry %zu, stats %zu",
+           heap->arena_slot_count, heap->stats.arena_count);
+    for (int i = 1; i < N; i += 3)
+        EXPECT(TAlloc_heap_usable_size(heap, blocks[i]) >= 6000, "after unmaps: block %d", i);
 
-    /* damage: two entries swapped, then one missing */
-    ta_arena **t = heap->arena_table;
+    /* damage: a slot emptied */
+    size_t capacity = (size_t)1 << heap->arena_slot_bits, at = 0;
+    while (heap->arena_slots[at] == NULL)
+        at++;
+    ta_arena *keep = heap->arena_slots[at];
+    heap->arena_slots[at] = NULL;
+    report_log log;
+    EXPECT(run_check(heap, &log, "slot emptied") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
+           "a missing entry is I6:%s", log.text);
+    heap->arena_slots[at] = keep;
+    expect_clean(heap, "registry: slot back");
+    (void)capacity;
+    for (int i = 0; i < N; i++)
+        if (i % 3 != 0)
+            TAlloc_heap_free(heap, blocks[i]);
+    expect_clean(heap, "registry: all freed");
+    TAlloc_heap_destroy(heap);
+}
+
+/* Dedicated arenas are kept sorted: unmaps in any order keep the order, and two entries
+   swapped are an I6 violation. */
+static void case_arena_registry_sorted(void)
+{
+    enum { N = 600 };
+    TAlloc_heap *heap = test_heap(8192, NULL, NULL, "test_check");
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = xmalloc(heap, 9000 + (size_t)(i % 7) * 4096); /* a dedicated arena each */
+    EXPECT(heap->arena_sorted_count == N, "sorted %zu of %d", heap->arena_sorted_count, N);
+    expect_clean(heap, "sorted: 600 arenas");
+    for (int i = 0; i < N; i += 4)
+        TAlloc_heap_free(heap, blocks[i]);
+    expect_clean(heap, "sorted: a quarter unmapped");
+    ta_arena **t = heap->arena_sorted;
     ta_arena *keep = t[10];
     t[10] = t[11];
     t[11] = keep;
     report_log log;
-    EXPECT(run_check(heap, &log, "table swapped") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
+    EXPECT(run_check(heap, &log, "sorted swapped") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
            "swapped entries are I6:%s", log.text);
     t[11] = t[10];
     t[10] = keep;
-    expect_clean(heap, "table: swap undone");
-    heap->arena_table_count--;
-    EXPECT(run_check(heap, &log, "table short") >= 1 && has_id(&log, TALLOC_I6_ACCOUNTING),
-           "a missing entry is I6:%s", log.text);
-    heap->arena_table_count++;
-    expect_clean(heap, "table: entry back");
-
-    /* without a table (it could not grow), lookups walk the list and give the same answers */
-    ta_arena_table_free(heap);
-    heap->is_arena_table_lost = true;
-    expect_clean(heap, "table lost");
-    for (int i = 1; i < N; i += 3)
-        EXPECT(TAlloc_heap_usable_size(heap, blocks[i]) >= 6000, "lost table: block %d", i);
+    expect_clean(heap, "sorted: swap undone");
     for (int i = 0; i < N; i++)
-        if (i % 3 != 0)
+        if (i % 4 != 0)
             TAlloc_heap_free(heap, blocks[i]);
-    expect_clean(heap, "table lost: all freed");
+    expect_clean(heap, "sorted: all freed");
     TAlloc_heap_destroy(heap);
 }
 
@@ -561,6 +582,7 @@ int main(void)
     case_i4_coalesced();
     case_i5_free_index();
     case_i6_accounting();
-    case_arena_table();
+    case_arena_registry();
+    case_arena_registry_sorted();
     return test_summary("test_check");
 }

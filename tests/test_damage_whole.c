@@ -192,7 +192,7 @@ static void test_unmap_kept(void)
     EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
     if (region.base == MAP_FAILED)
         return;
-    TAlloc_os os = {top_down_map, top_down_unmap, &region};
+    TAlloc_os os = {.map = top_down_map, .unmap = top_down_unmap, .ctx = &region};
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
     /* the first arena (higher): a, b and the free tail; the second (lower): one block that
@@ -228,7 +228,7 @@ static void test_unmap_kept_dedicated(void)
     EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
     if (region.base == MAP_FAILED)
         return;
-    TAlloc_os os = {top_down_map, top_down_unmap, &region};
+    TAlloc_os os = {.map = top_down_map, .unmap = top_down_unmap, .ctx = &region};
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
     /* the dedicated arena (higher): a free leading gap, the aligned block, a free tail */

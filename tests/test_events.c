@@ -1007,7 +1007,7 @@ static void test_map_failed(void)
 {
     const size_t arena = std_arena(4096), space = std_chunk_space(4096);
     count_os counter = {0, 0, 0, 0, 0};
-    TAlloc_os os = {count_map, count_unmap, &counter};
+    TAlloc_os os = {.map = count_map, .unmap = count_unmap, .ctx = &counter};
     TAlloc_heap *h = make_heap_os(4096, 1, &os);
     if (h == NULL)
         return;
@@ -1222,7 +1222,7 @@ static void test_dedicated_threshold(void)
 static void test_os_accounting(void)
 {
     count_os counter = {0, 0, 0, 0, 0};
-    TAlloc_os os = {count_map, count_unmap, &counter};
+    TAlloc_os os = {.map = count_map, .unmap = count_unmap, .ctx = &counter};
     TAlloc_heap *h = make_heap_os(4096, 0, &os);
     if (h == NULL)
         return;

@@ -50,7 +50,7 @@ static TAlloc_heap *raising_heap(TAlloc_error_fn handler, void *ctx)
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.arena_size = 65536;
-    config.os = (TAlloc_os){raising_map, raising_unmap, NULL};
+    config.os = (TAlloc_os){.map = raising_map, .unmap = raising_unmap};
     config.error_handler = handler;
     config.error_ctx = ctx;
     return TAlloc_heap_create(&config);

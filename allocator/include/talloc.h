@@ -63,16 +63,35 @@ typedef enum TAlloc_policy {
 /*
  * The OS layer: the only way a heap obtains and returns memory. map() returns `size` bytes
  * (a multiple of TAlloc_page_size()), page-aligned and zero-filled, or NULL on failure;
- * unmap() returns exactly what one map() returned. Tests install their own functions to
- * make chosen maps fail.
+ * unmap() returns exactly what one map(), map_aligned() or remap() returned. Tests install
+ * their own functions to make chosen maps fail. Every entry after ctx is optional (NULL):
+ *   map_aligned     as map, at an address that is a multiple of `alignment` (a power of two
+ *                   above the page size). Standard arenas are mapped with it, so the arena
+ *                   that owns a pointer is found in O(1); without it they are found by a
+ *                   binary search over the arenas.
+ *   remap           resizes a mapping, keeping min(old_size, new_size) bytes of its contents
+ *                   (new bytes zero), possibly at a new address; returns the address or NULL
+ *                   (the old mapping intact). Large blocks grow with it instead of a copy, and
+ *                   the large-block cache resizes a kept mapping to fit; without it they copy
+ *                   and the cache reuses only mappings of the exact size.
+ *   protect         makes whole pages inside a mapping inaccessible; 0 on success. The guard
+ *                   option needs it (without it no guard page is placed).
+ *   map_metadata,   pages for the heap's own tables (its control block, the arena registry,
+ *   unmap_metadata  the quarantine ring, the debug print's text). Both or neither; when
+ *                   NULL, map and unmap serve them too.
  */
 typedef struct TAlloc_os {
     void *(*map)(void *ctx, size_t size);
     void (*unmap)(void *ctx, void *address, size_t size);
     void *ctx;
+    void *(*map_aligned)(void *ctx, size_t size, size_t alignment);
+    void *(*remap)(void *ctx, void *address, size_t old_size, size_t new_size);
+    int (*protect)(void *ctx, void *address, size_t size);
+    void *(*map_metadata)(void *ctx, size_t size);
+    void (*unmap_metadata)(void *ctx, void *address, size_t size);
 } TAlloc_os;
 
-/* The mmap/munmap layer every heap uses unless its config names another. */
+/* The mmap/munmap/mremap/mprotect layer every heap uses unless its config names another. */
 TALLOC_API const TAlloc_os *TAlloc_os_default(void);
 TALLOC_API size_t TAlloc_page_size(void);
 

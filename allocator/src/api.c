@@ -28,13 +28,13 @@ TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
     }
     TAlloc_os os = config->os.map && config->os.unmap ? config->os : *TAlloc_os_default();
     size_t control_size = ta_align_up(sizeof(ta_heap), ta_os_page_size());
-    ta_heap *heap = os.map(os.ctx, control_size);
+    ta_heap *heap = ta_os_map_metadata(&os, control_size);
     if (heap == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     if (!ta_heap_init(heap, config)) {
-        os.unmap(os.ctx, heap, control_size);
+        ta_os_unmap_metadata(&os, heap, control_size);
         errno = EINVAL;
         return NULL;
     }
@@ -68,12 +68,12 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
         ta_arena_unmap_memory(heap, a);
     }
     ta_track_leave();
-    ta_arena_table_free(heap);
+    ta_arena_registry_free(heap);
     if (heap->quarantine)
-        ta_os_scratch_unmap(heap->quarantine,
-                            ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size));
+        ta_os_unmap_metadata(&os, heap->quarantine,
+                             ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size));
     pthread_mutex_destroy(&heap->lock);
-    os.unmap(os.ctx, heap, heap->control_size);
+    ta_os_unmap_metadata(&os, heap, heap->control_size);
     errno = saved;
 }
 

@@ -4,8 +4,8 @@
  *
  * Keeps I1 (a new arena is one free chunk between header and fence) and the arena counters of
  * I6. Arenas are linked in creation order; the walk and the debug print follow that order.
- * A second index, the arena table, holds them sorted by address, so the owner of a pointer
- * is found by binary search however many arenas there are.
+ * The arena registry finds the owner of a pointer in O(1) (standard arenas) or O(log n)
+ * (dedicated ones), however many arenas there are.
  */
 #include "internal.h"
 #include "track.h"
@@ -25,14 +25,113 @@ bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena)
     return arena->check == arena_check_value(heap, arena) && arena->heap == heap;
 }
 
-/* ---- the arena table: arenas sorted by address, for ownership lookups ------------------- */
+/* ---- the arena registry: the owner of a pointer without a search ----------------------- */
+/*
+ * Standard arenas are mapped at multiples of 1 << arena_shift (their size rounded up to a
+ * power of two), so the only one that can hold a pointer starts at the pointer with those
+ * bits cleared; an open-addressing table keyed by that base says whether it is one of this
+ * heap's. Dedicated arenas (and standard ones the OS layer could not align) are kept sorted
+ * by address and found by a binary search. Both tables live in metadata pages of the heap's
+ * OS layer and grow before an arena is mapped (ta_arena_reserve), never while one is
+ * registered, so registering cannot fail.
+ */
 
-ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address)
+static bool is_inline_slots(const ta_heap *heap)
 {
-    size_t lo = 0, hi = heap->arena_table_count; /* answer in [lo, hi) is the first above */
+    return heap->arena_slots == heap->arena_slots_inline;
+}
+
+static bool is_inline_sorted(const ta_heap *heap)
+{
+    return heap->arena_sorted == heap->arena_sorted_inline;
+}
+
+/* Starts both tables in the heap's control block: a heap of a few arenas maps none. */
+void ta_arena_registry_init(ta_heap *heap)
+{
+    heap->arena_slots = heap->arena_slots_inline;
+    heap->arena_slot_bits = TA_INLINE_SLOT_BITS;
+    heap->arena_sorted = heap->arena_sorted_inline;
+    heap->arena_sorted_capacity = TA_INLINE_SORTED;
+}
+
+static size_t slot_of(const ta_heap *heap, uintptr_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15u) >> (64 - heap->arena_slot_bits));
+}
+
+static ta_arena *slots_lookup(const ta_heap *heap, uintptr_t base)
+{
+    size_t mask = ((size_t)1 << heap->arena_slot_bits) - 1;
+    uintptr_t key = base >> heap->arena_shift;
+    size_t i = slot_of(heap, key);
+    for (size_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        ta_arena *a = heap->arena_slots[i];
+        if (a == NULL || (uintptr_t)a == base)
+            return a;
+    }
+    return NULL; /* a full table: never made by the registry itself */
+}
+
+static void slots_put(ta_heap *heap, ta_arena **slots, size_t bits, ta_arena *arena)
+{
+    size_t mask = ((size_t)1 << bits) - 1;
+    uintptr_t key = (uintptr_t)arena >> heap->arena_shift;
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15u) >> (64 - bits));
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = arena;
+}
+
+/* Removes `arena` and shifts back the entries after it that probed past its slot. */
+static void slots_remove(ta_heap *heap, ta_arena *arena)
+{
+    size_t mask = ((size_t)1 << heap->arena_slot_bits) - 1;
+    size_t i = slot_of(heap, (uintptr_t)arena >> heap->arena_shift);
+    while (heap->arena_slots[i] != arena)
+        i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; heap->arena_slots[j]; j = (j + 1) & mask) {
+        size_t home = slot_of(heap, (uintptr_t)heap->arena_slots[j] >> heap->arena_shift);
+        if (((j - home) & mask) >= ((j - i) & mask)) { /* its probe passed slot i */
+            heap->arena_slots[i] = heap->arena_slots[j];
+            i = j;
+        }
+    }
+    heap->arena_slots[i] = NULL;
+    heap->arena_slot_count--;
+}
+
+static size_t slots_bytes(const ta_heap *heap, size_t bits)
+{
+    return ta_align_up(((size_t)1 << bits) * sizeof(ta_arena *), heap->page_size);
+}
+
+static bool slots_grow(ta_heap *heap)
+{
+    size_t bits = heap->arena_slot_bits + 1;
+    while (slots_bytes(heap, bits) > ((size_t)1 << bits) * sizeof(ta_arena *))
+        bits++; /* the first mapped table fills its pages */
+    ta_arena **slots = ta_os_map_metadata(&heap->config.os, slots_bytes(heap, bits));
+    if (slots == NULL)
+        return false;
+    size_t old_capacity = (size_t)1 << heap->arena_slot_bits;
+    for (size_t i = 0; i < old_capacity; i++)
+        if (heap->arena_slots[i])
+            slots_put(heap, slots, bits, heap->arena_slots[i]);
+    if (!is_inline_slots(heap))
+        ta_os_unmap_metadata(&heap->config.os, heap->arena_slots,
+                             slots_bytes(heap, heap->arena_slot_bits));
+    heap->arena_slots = slots;
+    heap->arena_slot_bits = bits;
+    return true;
+}
+
+ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address)
+{
+    size_t lo = 0, hi = heap->arena_sorted_count; /* answer in [lo, hi) is the first above */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((uintptr_t)heap->arena_table[mid] <= address)
+        if ((uintptr_t)heap->arena_sorted[mid] <= address)
             lo = mid + 1;
         else
             hi = mid;
@@ -40,61 +139,96 @@ ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address)
     return (ptrdiff_t)lo - 1;
 }
 
-void ta_arena_table_free(ta_heap *heap)
+static bool sorted_grow(ta_heap *heap)
 {
-    if (heap->arena_table)
-        ta_os_scratch_unmap(heap->arena_table, heap->arena_table_capacity * sizeof(ta_arena *));
-    heap->arena_table = NULL;
-    heap->arena_table_count = heap->arena_table_capacity = 0;
+    size_t capacity = is_inline_sorted(heap) ? heap->page_size / sizeof(ta_arena *)
+                                             : 2 * heap->arena_sorted_capacity;
+    ta_arena **table = ta_os_map_metadata(&heap->config.os, capacity * sizeof(ta_arena *));
+    if (table == NULL)
+        return false;
+    for (size_t i = 0; i < heap->arena_sorted_count; i++)
+        table[i] = heap->arena_sorted[i];
+    if (!is_inline_sorted(heap))
+        ta_os_unmap_metadata(&heap->config.os, heap->arena_sorted,
+                             heap->arena_sorted_capacity * sizeof(ta_arena *));
+    heap->arena_sorted = table;
+    heap->arena_sorted_capacity = capacity;
+    return true;
 }
 
-/* The table lives in pages of its own (not the heap's OS layer: it is an index, and a heap
-   whose table cannot grow keeps working by walking its arena list). */
-static void table_insert(ta_heap *heap, ta_arena *arena)
+static void sorted_insert(ta_heap *heap, ta_arena *arena)
 {
-    if (heap->is_arena_table_lost)
+    size_t at = (size_t)(ta_arena_sorted_floor(heap, (uintptr_t)arena) + 1);
+    for (size_t i = heap->arena_sorted_count; i > at; i--)
+        heap->arena_sorted[i] = heap->arena_sorted[i - 1];
+    heap->arena_sorted[at] = arena;
+    heap->arena_sorted_count++;
+}
+
+static void sorted_remove(ta_heap *heap, ta_arena *arena)
+{
+    ptrdiff_t at = ta_arena_sorted_floor(heap, (uintptr_t)arena);
+    if (at < 0 || heap->arena_sorted[at] != arena)
         return;
-    if (heap->arena_table_count == heap->arena_table_capacity) {
-        size_t capacity = heap->arena_table_capacity ? 2 * heap->arena_table_capacity
-                                                     : heap->page_size / sizeof(ta_arena *);
-        ta_arena **table = ta_os_scratch_map(capacity * sizeof(ta_arena *));
-        if (table == NULL) {
-            ta_arena_table_free(heap);
-            heap->is_arena_table_lost = true;
-            return;
-        }
-        for (size_t i = 0; i < heap->arena_table_count; i++)
-            table[i] = heap->arena_table[i];
-        size_t count = heap->arena_table_count;
-        ta_arena_table_free(heap);
-        heap->arena_table = table;
-        heap->arena_table_count = count;
-        heap->arena_table_capacity = capacity;
+    for (size_t i = (size_t)at; i + 1 < heap->arena_sorted_count; i++)
+        heap->arena_sorted[i] = heap->arena_sorted[i + 1];
+    heap->arena_sorted_count--;
+}
+
+/* Room for one more arena of the kind; false when a metadata map was refused. */
+bool ta_arena_reserve(ta_heap *heap, bool is_dedicated)
+{
+    if (!is_dedicated && 2 * (heap->arena_slot_count + 1) > (size_t)1 << heap->arena_slot_bits &&
+        !slots_grow(heap))
+        return false;
+    /* a standard arena goes to the sorted table when the OS layer cannot align it */
+    bool may_sort = is_dedicated || heap->config.os.map_aligned == NULL;
+    return !may_sort || heap->arena_sorted_count < heap->arena_sorted_capacity ||
+           sorted_grow(heap);
+}
+
+static bool is_slotted(const ta_heap *heap, const ta_arena *arena)
+{
+    return !arena->is_dedicated &&
+           ((uintptr_t)arena & (((uintptr_t)1 << heap->arena_shift) - 1)) == 0;
+}
+
+static void registry_add(ta_heap *heap, ta_arena *arena)
+{
+    arena->is_slotted = is_slotted(heap, arena);
+    if (arena->is_slotted) {
+        slots_put(heap, heap->arena_slots, heap->arena_slot_bits, arena);
+        heap->arena_slot_count++;
+    } else {
+        sorted_insert(heap, arena);
     }
-    size_t at = (size_t)(ta_arena_table_floor(heap, (uintptr_t)arena) + 1);
-    for (size_t i = heap->arena_table_count; i > at; i--)
-        heap->arena_table[i] = heap->arena_table[i - 1];
-    heap->arena_table[at] = arena;
-    heap->arena_table_count++;
 }
 
-static void table_remove(ta_heap *heap, ta_arena *arena)
+static void registry_remove(ta_heap *heap, ta_arena *arena)
 {
-    if (heap->is_arena_table_lost)
-        return;
-    ptrdiff_t at = ta_arena_table_floor(heap, (uintptr_t)arena);
-    if (at < 0 || heap->arena_table[at] != arena)
-        return;
-    for (size_t i = (size_t)at; i + 1 < heap->arena_table_count; i++)
-        heap->arena_table[i] = heap->arena_table[i + 1];
-    heap->arena_table_count--;
+    if (arena->is_slotted)
+        slots_remove(heap, arena);
+    else
+        sorted_remove(heap, arena);
+}
+
+void ta_arena_registry_free(ta_heap *heap)
+{
+    if (!is_inline_slots(heap))
+        ta_os_unmap_metadata(&heap->config.os, heap->arena_slots,
+                             slots_bytes(heap, heap->arena_slot_bits));
+    if (!is_inline_sorted(heap))
+        ta_os_unmap_metadata(&heap->config.os, heap->arena_sorted,
+                             heap->arena_sorted_capacity * sizeof(ta_arena *));
+    heap->arena_slot_count = heap->arena_sorted_count = 0;
+    ta_arena_registry_init(heap);
 }
 
 /* ---- the arena list ---------------------------------------------------------------------- */
 
 static void link_last(ta_heap *heap, ta_arena *arena)
 {
-    table_insert(heap, arena);
+    registry_add(heap, arena);
     arena->prev = heap->arena_last;
     arena->next = NULL;
     if (heap->arena_last)
@@ -106,7 +240,7 @@ static void link_last(ta_heap *heap, ta_arena *arena)
 
 static void unlink_arena(ta_heap *heap, ta_arena *arena)
 {
-    table_remove(heap, arena);
+    registry_remove(heap, arena);
     if (arena->prev)
         arena->prev->next = arena->next;
     else
@@ -127,14 +261,17 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     bool dedicated = chunk_size > heap->arena_size - TA_ARENA_RESERVED;
     size_t map_size = dedicated ? ta_align_up(chunk_size + TA_ARENA_RESERVED, heap->page_size)
                                 : heap->arena_size;
-    size_t guard = dedicated && heap->config.guard ? heap->page_size : 0;
-    ta_arena *arena = heap->config.os.map(heap->config.os.ctx, map_size + guard);
+    size_t guard = dedicated && heap->config.guard && heap->config.os.protect ? heap->page_size : 0;
+    size_t alignment = dedicated ? 0 : (size_t)1 << heap->arena_shift;
+    ta_arena *arena = NULL;
+    if (ta_arena_reserve(heap, dedicated))
+        arena = ta_os_map(&heap->config.os, map_size + guard, alignment);
     if (arena == NULL) {
         ta_count(heap, TALLOC_EVENT_MAP_FAILED);
         return NULL;
     }
-    if (guard && !ta_os_protect_none((char *)arena + map_size, guard)) {
-        heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+    if (guard && !ta_os_protect(&heap->config.os, (char *)arena + map_size, guard)) {
+        ta_os_unmap(&heap->config.os, arena, map_size + guard);
         ta_count(heap, TALLOC_EVENT_MAP_FAILED);
         return NULL;
     }
@@ -147,7 +284,7 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     ta_slot slot;
     if (!ta_index_locate(heap, chunk, ta_arena_fence(arena), &slot)) {
         /* the list is damaged (noted): the allocation fails with that report */
-        heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+        ta_os_unmap(&heap->config.os, arena, map_size + guard);
         return NULL;
     }
     for (int i = 0; i < TA_RECENT; i++) /* blocks remembered here are gone for good */
@@ -190,7 +327,7 @@ void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena)
 {
     size_t map_size = arena->map_size, guard = arena->guard_size;
     ta_track_arena_unmap(arena, map_size);
-    heap->config.os.unmap(heap->config.os.ctx, arena, map_size + guard);
+    ta_os_unmap(&heap->config.os, arena, map_size + guard);
 }
 
 /* Whether `payload` was the first block of one of the last dedicated arenas unmapped. */
@@ -218,17 +355,21 @@ ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address)
     return NULL;
 }
 
-/* The arena whose payload range holds `address` (a user pointer), or NULL. O(log arenas);
-   nothing of a candidate arena but its header (size) is read. */
+/* The arena whose payload range holds `address` (a user pointer), or NULL: O(1) for standard
+   arenas, O(log n) over the dedicated ones. Nothing of a candidate arena but its header
+   (size) is read, and no address is read that is not a registered arena's. */
 ta_arena *ta_arena_find(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address;
-    if (heap->is_arena_table_lost)
-        return ta_arena_find_listed(heap, address);
-    ptrdiff_t at = ta_arena_table_floor(heap, p);
-    if (at < 0 || !holds_payload(heap->arena_table[at], p))
+    {
+        ta_arena *a = slots_lookup(heap, p & ~(((uintptr_t)1 << heap->arena_shift) - 1));
+        if (a && holds_payload(a, p))
+            return a;
+    }
+    ptrdiff_t at = ta_arena_sorted_floor(heap, p);
+    if (at < 0 || !holds_payload(heap->arena_sorted[at], p))
         return NULL;
-    return heap->arena_table[at];
+    return heap->arena_sorted[at];
 }
 
 /* Whether the free chunk `chunk` spans its whole arena, which is then `arena`. */

@@ -84,33 +84,31 @@ static void violation(checker *ck, int invariant, const void *address, const cha
     }
 }
 
-/* I6, the arena table: exactly the listed arenas, in ascending address order. Checked first:
-   the rest of the check then trusts it for ownership lookups. */
-static void check_arena_table(checker *ck)
+/* I6, the arena registry: it holds exactly the listed arenas, each found from its first
+   payload, the sorted part in ascending order. Checked first: the rest of the check then
+   trusts it for ownership lookups. */
+static void check_registry(checker *ck)
 {
     ta_heap *heap = ck->heap;
     ck->find_arena = ta_arena_find_listed;
-    if (heap->is_arena_table_lost)
-        return;
     size_t listed = 0;
     uint64_t limit = heap->stats.map_count + 1;
     for (const ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next)
         listed++;
-    if (heap->arena_table_count != listed) {
-        violation(ck, TALLOC_I6_ACCOUNTING, heap, "arena table size differs from arena list");
+    if (heap->arena_slot_count + heap->arena_sorted_count != listed) {
+        violation(ck, TALLOC_I6_ACCOUNTING, heap, "arena registry size differs from arena list");
         return;
     }
-    for (size_t i = 1; i < heap->arena_table_count; i++)
-        if (heap->arena_table[i] <= heap->arena_table[i - 1]) {
-            violation(ck, TALLOC_I6_ACCOUNTING, heap->arena_table[i],
-                      "arena table out of address order");
+    for (size_t i = 1; i < heap->arena_sorted_count; i++)
+        if (heap->arena_sorted[i] <= heap->arena_sorted[i - 1]) {
+            violation(ck, TALLOC_I6_ACCOUNTING, heap->arena_sorted[i],
+                      "arena registry out of address order");
             return;
         }
     limit = heap->stats.map_count + 1;
     for (const ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next) {
-        ptrdiff_t at = ta_arena_table_floor(heap, (uintptr_t)a);
-        if (at < 0 || heap->arena_table[at] != a) {
-            violation(ck, TALLOC_I6_ACCOUNTING, a, "listed arena missing from the arena table");
+        if (ta_arena_find(heap, ta_chunk_payload(ta_arena_first_chunk(a))) != a) {
+            violation(ck, TALLOC_I6_ACCOUNTING, a, "listed arena missing from the arena registry");
             return;
         }
     }
@@ -270,7 +268,7 @@ size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ct
     if (!ta_heap_lock(heap))
         return SIZE_MAX;
     ck.epoch = ++heap->check_epoch;
-    check_arena_table(&ck);
+    check_registry(&ck);
     check_index(&ck);
     check_arenas(&ck);
     check_totals(&ck);

@@ -48,7 +48,7 @@ void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out)
         return;
     size_t lines = heap->stats.arena_count + heap->stats.allocated_count + heap->stats.free_count;
     size_t capacity = ta_align_up((lines + 1) * LINE_MAX_BYTES + sizeof damaged, ta_os_page_size());
-    char *buf = ta_os_scratch_map(capacity);
+    char *buf = ta_os_map_metadata(&heap->config.os, capacity);
     ta_text t = {buf, 0, buf ? capacity - 1 : 0};
     if (buf && ta_walk_locked(heap, render_line, &t) < 0)
         ta_text_str(&t, damaged);
@@ -57,7 +57,7 @@ void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out)
         fputs("  (no memory to render the heap)\n", out);
     } else {
         fwrite(buf, 1, t.used, out);
-        ta_os_scratch_unmap(buf, capacity);
+        ta_os_unmap_metadata(&heap->config.os, buf, capacity);
     }
     fflush(out);
 }

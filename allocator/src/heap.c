@@ -25,6 +25,9 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
     if (arena_size > PTRDIFF_MAX / 2)
         return false;
     heap->arena_size = ta_align_up(arena_size, heap->page_size);
+    while (((size_t)1 << heap->arena_shift) < heap->arena_size)
+        heap->arena_shift++;
+    ta_arena_registry_init(heap);
     heap->config.arena_size = heap->arena_size;
     heap->secret = ta_os_random_secret();
     heap->index = ta_index_for_policy(heap->config.policy);
@@ -299,7 +302,7 @@ static bool quarantine(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         return false;
     if (heap->quarantine == NULL) {
         size_t bytes = ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size);
-        heap->quarantine = ta_os_scratch_map(bytes);
+        heap->quarantine = ta_os_map_metadata(&heap->config.os, bytes);
         if (heap->quarantine == NULL)
             return false;
         heap->quarantine_capacity = bytes / sizeof(ta_chunk *);

@@ -93,6 +93,7 @@ typedef struct ta_chunk {
 } ta_chunk;
 
 enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
+enum { TA_INLINE_SLOT_BITS = 5, TA_INLINE_SORTED = 16 }; /* registry room in the control block */
 
 typedef struct ta_arena {
     uint64_t check;              /* ta_arena_check_value(secret, address, map_size) */
@@ -100,7 +101,8 @@ typedef struct ta_arena {
     struct ta_arena *prev;
     size_t map_size;             /* bytes mapped, multiple of the page size */
     struct TAlloc_heap *heap;    /* owner */
-    uint32_t is_dedicated;       /* 1: mapped for one large request, never retained */
+    uint16_t is_dedicated;       /* 1: mapped for one large request, never retained */
+    uint16_t is_slotted;         /* 1: a standard arena at an aligned address, found by mask */
     uint32_t guard_size;         /* bytes of the inaccessible guard after the mapping */
 } ta_arena;
 
@@ -129,11 +131,16 @@ struct TAlloc_heap {
                                     as "corrupted free list" when the call ends), or NULL */
     ta_arena *arena_first;       /* creation order */
     ta_arena *arena_last;
-    ta_arena **arena_table;      /* every arena, ascending address: ownership in O(log n) */
-    size_t arena_table_count;
-    size_t arena_table_capacity; /* entries mapped; 0 when the table could not be grown and
-                                    lookups walk the list instead */
-    bool is_arena_table_lost;
+    /* the arena registry (arena.c): who owns a pointer, without a search */
+    unsigned arena_shift;        /* standard arenas are aligned to 1 << arena_shift bytes */
+    ta_arena **arena_slots;      /* aligned standard arenas, open addressing by base */
+    size_t arena_slot_bits;      /* capacity is 1 << bits (0: no table yet) */
+    size_t arena_slot_count;
+    ta_arena **arena_sorted;     /* every other arena, ascending: binary search */
+    size_t arena_sorted_count;
+    size_t arena_sorted_capacity;
+    ta_arena *arena_slots_inline[1 << TA_INLINE_SLOT_BITS]; /* the first tables */
+    ta_arena *arena_sorted_inline[TA_INLINE_SORTED];
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     unsigned recent_next;
@@ -215,11 +222,14 @@ TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
 TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
 TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
-TA_HIDDEN void ta_arena_table_free(ta_heap *heap);
+TA_HIDDEN void ta_arena_registry_free(ta_heap *heap);
+TA_HIDDEN void ta_arena_registry_init(ta_heap *heap);
+/* Room in the registry for one more arena; false when a metadata map was refused. */
+TA_HIDDEN bool ta_arena_reserve(ta_heap *heap, bool is_dedicated);
 TA_HIDDEN void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_was_recent_large(const ta_heap *heap, const void *payload);
-/* Index in the arena table of the last arena that starts at or below `address`, or -1. */
-TA_HIDDEN ptrdiff_t ta_arena_table_floor(const ta_heap *heap, uintptr_t address);
+/* Index in the sorted registry of the last arena that starts at or below `address`, or -1. */
+TA_HIDDEN ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address);
 
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
@@ -315,9 +325,15 @@ TA_HIDDEN size_t ta_os_page_size(void);
 TA_HIDDEN uint64_t ta_os_random_secret(void);
 /* fork.c: re-keys every check value, link and canary of the heap under a new secret. */
 TA_HIDDEN void ta_heap_rekey(ta_heap *heap);
-TA_HIDDEN void *ta_os_scratch_map(size_t size);
-TA_HIDDEN bool ta_os_protect_none(void *address, size_t size);
-TA_HIDDEN void ta_os_scratch_unmap(void *address, size_t size);
+/* The heap's OS table, errno left alone: map (aligned when `alignment` is not 0 and the
+   table can), unmap, remap (NULL without the entry), protect (false without it), and the
+   metadata pages (map/unmap when the table has no metadata entries). */
+TA_HIDDEN void *ta_os_map(const TAlloc_os *os, size_t size, size_t alignment);
+TA_HIDDEN void ta_os_unmap(const TAlloc_os *os, void *address, size_t size);
+TA_HIDDEN void *ta_os_remap(const TAlloc_os *os, void *address, size_t old_size, size_t new_size);
+TA_HIDDEN bool ta_os_protect(const TAlloc_os *os, void *address, size_t size);
+TA_HIDDEN void *ta_os_map_metadata(const TAlloc_os *os, size_t size);
+TA_HIDDEN void ta_os_unmap_metadata(const TAlloc_os *os, void *address, size_t size);
 TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault);
 TA_HIDDEN ta_heap *ta_default_heap(void);
 

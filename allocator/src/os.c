@@ -1,7 +1,8 @@
 /*
  * os.c - the OS layer: the only file that maps memory, asks for the page size or draws
  * randomness. Heaps reach the OS through a TAlloc_os table (talloc.h), so tests can swap in
- * functions that fail on purpose; this file provides the default table.
+ * functions that fail on purpose; this file provides the default table, and the helpers that
+ * give every heap the whole table (the optional entries a table leaves NULL).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,34 +26,104 @@ static void os_unmap(void *ctx, void *address, size_t size)
     munmap(address, size);
 }
 
-/* Pages for the allocator's own scratch text (debug print), outside any heap's OS table. */
-void *ta_os_scratch_map(size_t size)
+/* Maps size + alignment - page bytes and returns the head and tail that are not needed. */
+static void *os_map_aligned(void *ctx, size_t size, size_t alignment)
 {
-    int saved = errno;
-    void *p = os_map(NULL, size);
-    errno = saved;
-    return p;
+    size_t page = ta_os_page_size();
+    if (alignment <= page)
+        return os_map(ctx, size);
+    size_t span = size + alignment - page;
+    if (span < size)
+        return NULL;
+    char *p = os_map(ctx, span);
+    if (p == NULL)
+        return NULL;
+    char *aligned = (char *)ta_align_up((uintptr_t)p, alignment);
+    size_t head = (size_t)(aligned - p), tail = span - head - size;
+    if (head)
+        munmap(p, head);
+    if (tail)
+        munmap(aligned + size, tail);
+    return aligned;
 }
 
-void ta_os_scratch_unmap(void *address, size_t size)
+static void *os_remap(void *ctx, void *address, size_t old_size, size_t new_size)
 {
-    os_unmap(NULL, address, size);
+    (void)ctx;
+    void *p = mremap(address, old_size, new_size, MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
 }
 
-/* Makes pages inaccessible (guard pages); false if the OS refuses. */
-bool ta_os_protect_none(void *address, size_t size)
+static int os_protect(void *ctx, void *address, size_t size)
 {
-    int saved = errno;
-    bool ok = mprotect(address, size, PROT_NONE) == 0;
-    errno = saved;
-    return ok;
+    (void)ctx;
+    return mprotect(address, size, PROT_NONE);
 }
 
-static const TAlloc_os default_os = {os_map, os_unmap, NULL};
+static const TAlloc_os default_os = {
+    .map = os_map,
+    .unmap = os_unmap,
+    .map_aligned = os_map_aligned,
+    .remap = os_remap,
+    .protect = os_protect,
+};
 
 const TAlloc_os *TAlloc_os_default(void)
 {
     return &default_os;
+}
+
+/* ---- the heap's calls into its table, errno left as it was ------------------------------ */
+
+void *ta_os_map(const TAlloc_os *os, size_t size, size_t alignment)
+{
+    int saved = errno;
+    void *p = alignment && os->map_aligned ? os->map_aligned(os->ctx, size, alignment)
+                                           : os->map(os->ctx, size);
+    errno = saved;
+    return p;
+}
+
+void ta_os_unmap(const TAlloc_os *os, void *address, size_t size)
+{
+    int saved = errno;
+    os->unmap(os->ctx, address, size);
+    errno = saved;
+}
+
+void *ta_os_remap(const TAlloc_os *os, void *address, size_t old_size, size_t new_size)
+{
+    int saved = errno;
+    void *p = os->remap ? os->remap(os->ctx, address, old_size, new_size) : NULL;
+    errno = saved;
+    return p;
+}
+
+bool ta_os_protect(const TAlloc_os *os, void *address, size_t size)
+{
+    int saved = errno;
+    bool ok = os->protect && os->protect(os->ctx, address, size) == 0;
+    errno = saved;
+    return ok;
+}
+
+void *ta_os_map_metadata(const TAlloc_os *os, size_t size)
+{
+    int saved = errno;
+    void *p = os->map_metadata && os->unmap_metadata ? os->map_metadata(os->ctx, size)
+                                                     : os->map(os->ctx, size);
+    errno = saved;
+    return p;
+}
+
+void ta_os_unmap_metadata(const TAlloc_os *os, void *address, size_t size)
+{
+    int saved = errno;
+    if (os->map_metadata && os->unmap_metadata)
+        os->unmap_metadata(os->ctx, address, size);
+    else
+        os->unmap(os->ctx, address, size);
+    errno = saved;
 }
 
 size_t ta_os_page_size(void)

@@ -123,8 +123,11 @@ typedef struct th_op_result {
 } th_op_result;
 
 typedef struct th_hooks {
-    void (*on_map)(void *ctx, void *base, size_t size);   /* an arena or control block mapped */
+    /* an arena mapped, unmapped, or resized (moved when new_base differs); the heap's own
+       metadata pages are not reported */
+    void (*on_map)(void *ctx, void *base, size_t size);
     void (*on_unmap)(void *ctx, void *base, size_t size);
+    void (*on_remap)(void *ctx, void *old_base, size_t old_size, void *new_base, size_t new_size);
     void (*after_op)(void *ctx, th_run *run, size_t op_index, const th_op *op,
                      const th_op_result *result);
     /* executes TH_OP_DAMAGE (fuzz_misuse); NULL: damage ops are not executed */

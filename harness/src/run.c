@@ -5,6 +5,7 @@
  * an error handler that turns any report into a failure unless a hook expects it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +78,23 @@ void th_print_failure(const th_failure *failure, FILE *out)
 
 /* ---- the heap's OS layer and error handler ---------------------------------------------- */
 
-static void *run_map(void *ctx, size_t size)
+/* Whether the next map is refused (fail_maps); counts it. */
+static bool refuse_map(th_run *run)
+{
+    if (run->maps_to_fail == 0)
+        return false;
+    run->maps_to_fail--;
+    run->maps_failed_in_op++;
+    run->result->counters.maps_failed++;
+    return true;
+}
+
+static void *run_map_aligned(void *ctx, size_t size, size_t alignment)
 {
     th_run *run = ctx;
-    if (run->maps_to_fail > 0) {
-        run->maps_to_fail--;
-        run->maps_failed_in_op++;
-        run->result->counters.maps_failed++;
+    if (refuse_map(run))
         return NULL;
-    }
-    void *p = TAlloc_os_default()->map(NULL, size);
+    void *p = TAlloc_os_default()->map_aligned(NULL, size, alignment);
     if (p == NULL) {
         run->maps_failed_in_op++;
         return NULL;
@@ -97,12 +105,61 @@ static void *run_map(void *ctx, size_t size)
     return p;
 }
 
+static void *run_map(void *ctx, size_t size)
+{
+    return run_map_aligned(ctx, size, 0);
+}
+
 static void run_unmap(void *ctx, void *address, size_t size)
 {
     th_run *run = ctx;
     run->outstanding_maps--;
     if (run->config->hooks.on_unmap)
         run->config->hooks.on_unmap(run->config->hooks.ctx, address, size);
+    TAlloc_os_default()->unmap(NULL, address, size);
+}
+
+/* A mapping that grows may be refused like a map; one that shrinks is not. */
+static void *run_remap(void *ctx, void *address, size_t old_size, size_t new_size)
+{
+    th_run *run = ctx;
+    if (new_size > old_size && refuse_map(run))
+        return NULL;
+    void *p = TAlloc_os_default()->remap(NULL, address, old_size, new_size);
+    if (p == NULL) {
+        run->maps_failed_in_op++;
+        return NULL;
+    }
+    if (run->config->hooks.on_remap)
+        run->config->hooks.on_remap(run->config->hooks.ctx, address, old_size, p, new_size);
+    return p;
+}
+
+static int run_protect(void *ctx, void *address, size_t size)
+{
+    (void)ctx;
+    return TAlloc_os_default()->protect(NULL, address, size);
+}
+
+/* The heap's own tables: refused like arena maps, counted, not reported to on_map. */
+static void *run_map_metadata(void *ctx, size_t size)
+{
+    th_run *run = ctx;
+    if (refuse_map(run))
+        return NULL;
+    void *p = TAlloc_os_default()->map(NULL, size);
+    if (p == NULL) {
+        run->maps_failed_in_op++;
+        return NULL;
+    }
+    run->outstanding_maps++;
+    return p;
+}
+
+static void run_unmap_metadata(void *ctx, void *address, size_t size)
+{
+    th_run *run = ctx;
+    run->outstanding_maps--;
     TAlloc_os_default()->unmap(NULL, address, size);
 }
 
@@ -322,6 +379,8 @@ static void execute(th_run *run, const th_op *op, th_op_result *r)
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
+/* The heap as TAlloc_debug_print shows it. Its text buffer is a metadata map, which an
+   injected failure (fail_maps) meant for the program must not hit. */
 static char *heap_text(th_run *run)
 {
     char *text = NULL;
@@ -329,7 +388,10 @@ static char *heap_text(th_run *run)
     FILE *f = open_memstream(&text, &length);
     if (f == NULL)
         return NULL;
+    size_t maps_to_fail = run->maps_to_fail;
+    run->maps_to_fail = 0;
     TAlloc_heap_debug_print(run->heap, f);
+    run->maps_to_fail = maps_to_fail;
     fclose(f);
     return text;
 }
@@ -344,7 +406,10 @@ static bool create_heap(th_run *run)
     config.canary = run->config->canary;
     config.junk = run->config->junk;
     config.quarantine = run->config->quarantine;
-    config.os = (TAlloc_os){run_map, run_unmap, run};
+    config.os = (TAlloc_os){.map = run_map, .unmap = run_unmap, .ctx = run,
+                            .map_aligned = run_map_aligned, .remap = run_remap,
+                            .protect = run_protect, .map_metadata = run_map_metadata,
+                            .unmap_metadata = run_unmap_metadata};
     config.error_handler = run_error;
     config.error_ctx = run;
     run->heap = TAlloc_heap_create(&config);
