@@ -93,12 +93,10 @@ static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, c
     free(text);
 }
 
-/* Printing does not depend on the placement policy: this target runs best fit, so the
-   fuzzers cover the second policy too. */
+/* Printing does not depend on the placement policy: the default one (TALLOC_TEST_POLICY). */
 static void configure(th_config *config)
 {
     th_config_init(config);
-    config->policy = TALLOC_POLICY_BEST_FIT;
     config->hooks.after_op = after_op;
 }
 

@@ -105,8 +105,9 @@
  *     of it ends the damage, unmet. After a report, the damaged bytes still in free memory
  *     (the op handed out, and checked, only part of them) get the junk back. Forced probe:
  *     the live block before the free chunk that holds the damage grows in place over it and
- *     shrinks back; when there is none, allocations of that chunk's size until first fit
- *     hands it out, freed afterwards.
+ *     shrinks back; when there is none, allocations of a size the policy serves from that
+ *     chunk's size (th_placement_take_size) until it is handed out, at most 4096, freed
+ *     afterwards.
  * After a report during a program op, the call must have kept its contract: an allocation
  * that met a damaged header or link returns NULL; a free did nothing (the target completes
  * it once the damage is restored); the heap must pass the full check. A program that ends
@@ -198,7 +199,7 @@ enum {
     QUARANTINE = 8,         /* fuzz_misuse_hardened's quarantine; kind 9 frees up to 7 more */
     HARDENED_MAX_REQUEST = 256 << 10, /* ... and its largest request (4 MiB by default) */
     SAVED_MAX = 16,         /* damaged bytes a handler can restore */
-    MAX_PROBE_ALLOCS = 64,  /* allocations of a forced junk probe */
+    MAX_PROBE_ALLOCS = 4096, /* allocations of a forced junk probe */
     HISTOGRAM_SIZE = 64,    /* ops until detection; the last bucket: that many or more */
     MISSES_SHOWN = 3,       /* misses per kind whose text the statistics show */
 };

@@ -436,8 +436,9 @@ static void count_junk_probe(misuse *m, th_run *run, size_t op_index, size_t rep
 }
 
 /* Forced probe: hands out the free chunk that holds the damage - by growing its left
-   neighbour over it, or (first in its arena) by allocations of its size until first fit
-   reaches it. Every allocation is freed again. */
+   neighbour over it, or (first in its arena) by allocations that the policy serves from
+   chunks of its size (th_placement_take_size) until it is the one handed out. Every
+   allocation is freed again. */
 static void probe_junk(misuse *m, th_run *run, size_t op_index)
 {
     pending_damage *d = &m->damage;
@@ -471,7 +472,14 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
                 if (taken == NULL)
                     abort();
             }
-            void *p = TAlloc_heap_malloc(heap, s.chunk.size - reserve);
+            if (count == MAX_PROBE_ALLOCS) {
+                th_run_fail(run, TH_DETECTION, d->at, "%s into %p (op %zu): %d allocations did "
+                            "not reach the free chunk that holds it", row_names[d->row],
+                            (void *)d->block, d->op_index, MAX_PROBE_ALLOCS);
+                break;
+            }
+            size_t take = th_placement_take_size(m->config->policy, s.chunk.size + HEADER_SIZE);
+            void *p = TAlloc_heap_malloc(heap, take - HEADER_SIZE - reserve);
             if (p == NULL) {
                 th_run_fail(run, TH_API, NULL, "probe allocation of %zu bytes failed", s.chunk.size);
                 break;

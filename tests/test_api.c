@@ -43,7 +43,7 @@ static TAlloc_heap *make_heap_with(size_t arena_size, TAlloc_policy policy)
 
 static TAlloc_heap *make_heap(void)
 {
-    return make_heap_with(SMALL_ARENA, TALLOC_POLICY_FIRST_FIT);
+    return make_heap_with(SMALL_ARENA, test_policy());
 }
 
 static int is_aligned(const void *p, size_t alignment)
@@ -877,7 +877,7 @@ static void test_config_init(void)
            "arena_size %zu", config.arena_size);
     EXPECT(config.retained_arena_count == 1, "retained_arena_count %zu",
            config.retained_arena_count);
-    EXPECT(config.policy == TALLOC_POLICY_FIRST_FIT, "policy %d", (int)config.policy);
+    EXPECT(config.policy == TALLOC_POLICY_SEGREGATED, "policy %d", (int)config.policy);
     EXPECT(config.os.map == NULL, "os.map not NULL");
     EXPECT(config.error_handler == NULL, "error_handler not NULL");
 }
@@ -1018,6 +1018,7 @@ static TAlloc_heap *make_counting_heap(counting_os *c)
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.arena_size = SMALL_ARENA;
+    config.policy = test_policy();
     config.os.map = counting_map;
     config.os.unmap = counting_unmap;
     config.os.ctx = c;

@@ -5,7 +5,8 @@
  * the right address. Then it undoes the damage and asserts the check passes again.
  *
  * White-box: it reaches into the heap through internal.h, using only the chunk layout, the
- * heap's stats and free_head, and the seal and free-index helpers.
+ * heap's stats, and the seal and free-index helpers. Every case runs under each placement
+ * policy; the I5 case damages what each policy's structure keeps in the free chunks.
  */
 #include <stdint.h>
 
@@ -111,9 +112,35 @@ static void expect_clean(TAlloc_heap *heap, const char *what)
 
 /* ---- building layouts -------------------------------------------------------------------- */
 
+static TAlloc_policy current_policy;
+
+static TAlloc_heap *policy_heap(size_t arena_size)
+{
+    TAlloc_config config = test_config(arena_size, NULL, NULL);
+    config.policy = current_policy;
+    return test_heap_from(&config, "test_check");
+}
+
 static TAlloc_heap *fresh_heap(void)
 {
-    return test_heap(ARENA_SIZE, NULL, NULL, "test_check");
+    return policy_heap(ARENA_SIZE);
+}
+
+/* One index step that files or unfiles a chunk, as the chunk layer makes them. */
+static bool index_insert(TAlloc_heap *heap, ta_chunk *c)
+{
+    ta_index_begin(heap);
+    bool ok = ta_index_verify_insert(heap, ta_chunk_size(c)) && ta_index_insert(heap, c, ta_chunk_size(c));
+    ta_index_take_fault(heap);
+    return ta_index_end(heap, ok);
+}
+
+static bool index_remove(TAlloc_heap *heap, ta_chunk *c)
+{
+    ta_index_begin(heap);
+    bool ok = ta_index_verify(heap, c) && ta_index_remove(heap, c);
+    ta_index_take_fault(heap);
+    return ta_index_end(heap, ok);
 }
 
 static void *xmalloc(TAlloc_heap *heap, size_t size)
@@ -346,7 +373,7 @@ static void case_i4_coalesced(void)
     forge(heap, bc, b_word | TA_FREE);
     *ta_chunk_footer(bc) = ta_chunk_size(bc);
     forge(heap, cc, c_word | TA_PREV_FREE);
-    ta_index_insert(heap, bc);
+    EXPECT(index_insert(heap, bc), "I4: b filed");
     heap->stats.allocated_count--;
     heap->stats.allocated_bytes -= usable;
     heap->stats.free_count++;
@@ -354,7 +381,7 @@ static void case_i4_coalesced(void)
     expect_only_violation(heap, TALLOC_I4_COALESCED, bc, "I4: two adjacent free chunks");
 
     /* undo: b allocated again */
-    ta_index_remove(heap, bc);
+    EXPECT(index_remove(heap, bc), "I4: b unfiled");
     forge(heap, bc, b_word);
     forge(heap, cc, c_word);
     heap->stats = saved;
@@ -370,49 +397,112 @@ static void case_i4_coalesced(void)
 
 static _Alignas(16) unsigned char outside_arenas[64]; /* aligned, in no arena */
 
+typedef struct free_chunks {
+    ta_chunk *chunks[16];
+    size_t count;
+} free_chunks;
+
+static int collect_free(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+{
+    (void)arena;
+    free_chunks *f = ctx;
+    if (chunk && chunk->is_free && f->count < 16)
+        f->chunks[f->count++] = (ta_chunk *)(uintptr_t)chunk->address;
+    return 0;
+}
+
+/* A free chunk whose index word `w` is not zero once decoded (a link to another chunk). */
+static ta_chunk *free_with_word(TAlloc_heap *heap, int w)
+{
+    free_chunks f = {{0}, 0};
+    TAlloc_heap_walk(heap, collect_free, &f);
+    for (size_t i = 0; i < f.count; i++)
+        if ((ta_word_get(heap, &f.chunks[i]->word[w]) & ~(uintptr_t)15) != 0)
+            return f.chunks[i];
+    return NULL;
+}
+
+/* The segregated lists: links decoding to the wrong places, and a back link. */
+static void i5_list_links(TAlloc_heap *heap, void *a, void *c)
+{
+    ta_chunk *head = free_with_word(heap, 0);
+    EXPECT(head != NULL, "I5: a free chunk with a successor in its list");
+    if (head == NULL)
+        return;
+    uintptr_t saved_link = head->word[0];
+    ta_chunk *next = ta_link_get(heap, &head->word[0]);
+    ta_link_set(heap, &head->word[0], (ta_chunk *)((char *)a + 16));
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link into an allocated payload");
+    ta_link_set(heap, &head->word[0], chunk_of(c));
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link to an allocated chunk");
+    ta_link_set(heap, &head->word[0], (ta_chunk *)(void *)outside_arenas);
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link out of the arenas");
+    head->word[0] = (uintptr_t)next; /* the raw address, not encoded: decodes elsewhere */
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link stored unencoded");
+    head->word[0] = saved_link;
+    expect_clean(heap, "I5: forward link restored");
+    uintptr_t back = next->word[1];
+    ta_link_set(heap, &next->word[1], NULL);
+    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a back link that disagrees");
+    next->word[1] = back;
+    expect_clean(heap, "I5: back link restored");
+}
+
+/* The trees: a node's balance, and (first fit) its subtree's largest size. */
+static void i5_tree_words(TAlloc_heap *heap)
+{
+    free_chunks f = {{0}, 0};
+    TAlloc_heap_walk(heap, collect_free, &f);
+    for (size_t i = 0; i < f.count; i++) {
+        ta_chunk *n = f.chunks[i];
+        uintptr_t saved = n->word[2], meta = ta_word_get(heap, &n->word[2]);
+        ta_word_set(heap, &n->word[2], (meta & ~(uintptr_t)3) | ((meta & 3) + 1) % 3);
+        expect_violation(heap, TALLOC_I5_FREE_INDEX, n, "I5: a node's balance changed");
+        n->word[2] = saved;
+        if (current_policy == TALLOC_POLICY_FIRST_FIT) {
+            ta_word_set(heap, &n->word[2], meta + 16);
+            expect_violation(heap, TALLOC_I5_FREE_INDEX, n, "I5: a node's largest size changed");
+            n->word[2] = saved;
+        }
+    }
+    expect_clean(heap, "I5: node words restored");
+}
+
 static void case_i5_free_index(void)
 {
     TAlloc_heap *heap = fresh_heap();
-    void *a = xmalloc(heap, 64);
-    void *b = xmalloc(heap, 64);
-    void *c = xmalloc(heap, 64);
-    TAlloc_heap_free(heap, b); /* free list: b, then the free tail */
+    void *blocks[9];
+    for (int i = 0; i < 9; i++)
+        blocks[i] = xmalloc(heap, 64);
+    for (int i = 1; i < 9; i += 2)
+        TAlloc_heap_free(heap, blocks[i]); /* four free chunks of one size, and the tail */
     expect_clean(heap, "I5: before");
     expose_arenas(heap);
-    ta_chunk *bc = chunk_of(b);
-    EXPECT(heap->free_head == bc && ta_link_get(heap, &bc->next_link) != NULL,
-           "I5: b should head the free list, followed by the tail");
+    ta_chunk *bc = chunk_of(blocks[3]);
 
     /* a free chunk missing from the index */
-    ta_index_remove(heap, bc);
+    EXPECT(index_remove(heap, bc), "I5: b unfiled");
     expect_violation(heap, TALLOC_I5_FREE_INDEX, bc, "I5: a free chunk removed from the index");
-    ta_index_insert(heap, bc);
+    EXPECT(index_insert(heap, bc), "I5: b filed again");
     expect_clean(heap, "I5: chunk back in the index");
 
-    /* a forward link to an aligned address inside the arena that is no free chunk */
-    ta_chunk *head = heap->free_head;
-    uintptr_t saved_link = head->next_link;
-    ta_chunk *next = ta_link_get(heap, &head->next_link);
-    ta_link_set(heap, &head->next_link, (ta_chunk *)((char *)a + 16));
-    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link into an allocated payload");
-    ta_link_set(heap, &head->next_link, chunk_of(c));
-    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link to an allocated chunk");
-    ta_link_set(heap, &head->next_link, (ta_chunk *)(void *)outside_arenas);
-    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link out of the arenas");
-    head->next_link = (uintptr_t)next; /* the raw address, not encoded: decodes elsewhere */
-    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link stored unencoded");
-    head->next_link = saved_link;
-    expect_clean(heap, "I5: forward link restored");
+    /* a link damaged: one byte of a free chunk's first index word */
+    ta_chunk *linked = free_with_word(heap, 0);
+    EXPECT(linked != NULL, "I5: a free chunk whose first index word is a link");
+    if (linked) {
+        uintptr_t saved = linked->word[0];
+        ((unsigned char *)&linked->word[0])[1] ^= 0x10;
+        expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a link's byte flipped");
+        linked->word[0] = saved;
+        expect_clean(heap, "I5: link restored");
+    }
+    if (current_policy == TALLOC_POLICY_SEGREGATED)
+        i5_list_links(heap, blocks[0], blocks[2]);
+    else
+        i5_tree_words(heap);
 
-    /* a back link that disagrees */
-    uintptr_t back = next->prev_link;
-    ta_link_set(heap, &next->prev_link, NULL);
-    expect_violation(heap, TALLOC_I5_FREE_INDEX, NULL, "I5: a back link that disagrees");
-    next->prev_link = back;
-    expect_clean(heap, "I5: back link restored");
-
-    TAlloc_heap_free(heap, a);
-    TAlloc_heap_free(heap, c);
+    for (int i = 0; i < 9; i += 2)
+        TAlloc_heap_free(heap, blocks[i]);
     expect_clean(heap, "I5: freed");
     TAlloc_heap_destroy(heap);
 }
@@ -455,7 +545,7 @@ static void case_i6_accounting(void)
 static void case_arena_registry(void)
 {
     enum { N = 3000 };
-    TAlloc_heap *heap = test_heap(8192, NULL, NULL, "test_check");
+    TAlloc_heap *heap = policy_heap(8192);
     static void *blocks[N];
     for (int i = 0; i < N; i++)
         blocks[i] = xmalloc(heap, 6000); /* one 8 KiB arena each */
@@ -504,7 +594,7 @@ static void case_arena_registry(void)
 static void case_arena_registry_sorted(void)
 {
     enum { N = 600 };
-    TAlloc_heap *heap = test_heap(8192, NULL, NULL, "test_check");
+    TAlloc_heap *heap = policy_heap(8192);
     static void *blocks[N];
     for (int i = 0; i < N; i++)
         blocks[i] = xmalloc(heap, 9000 + (size_t)(i % 7) * 4096); /* a dedicated arena each */
@@ -572,7 +662,20 @@ static void case_clean(void)
     EXPECT(TAlloc_check(NULL, NULL) == 0, "clean: default heap, NULL callback");
 }
 
+static void run_cases(void);
+
 int main(void)
+{
+    static const TAlloc_policy policies[] = {TALLOC_POLICY_SEGREGATED, TALLOC_POLICY_FIRST_FIT,
+                                             TALLOC_POLICY_BEST_FIT};
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        current_policy = policies[i];
+        run_cases();
+    }
+    return test_summary("test_check");
+}
+
+static void run_cases(void)
 {
     case_clean();
     case_i2_check_value();
@@ -584,5 +687,4 @@ int main(void)
     case_i6_accounting();
     case_arena_registry();
     case_arena_registry_sorted();
-    return test_summary("test_check");
 }

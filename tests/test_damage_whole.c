@@ -2,19 +2,20 @@
  * test_damage_whole.c - a call that meets damage reports it and leaves the heap as it was:
  * with the damaged bytes restored, TAlloc_heap_check finds nothing and the heap goes on
  * working. One case per way a damaged link, boundary tag or stored size can be met:
- *   - an allocation whose free-list walk meets a damaged link fails (NULL) and maps nothing,
- *     also when the link still decodes to an aligned address inside an arena;
- *   - a free whose insertion walk meets one leaves the block allocated;
- *   - a free whose merge finds a neighbour's link damaged names that link, not its own;
- *   - a free that would unmap an arena whose list neighbour's link is damaged keeps the arena,
- *     and trim releases it once the damage is gone, standard or dedicated;
+ *   - an allocation that meets a damaged link fails (NULL) and maps nothing, also when the
+ *     link still decodes to an aligned address inside an arena;
+ *   - a free whose filing meets one leaves the block allocated;
+ *   - a free whose merge finds a neighbour's link damaged names that link;
+ *   - a free that would release an arena, standard or dedicated, and meets a damaged link
+ *     leaves the block and the arena; once the link is whole the same free releases it;
  *   - a quarantined block whose release meets one stays quarantined until a later release;
  *   - a damaged boundary tag is "corrupted header", never a wild read;
  *   - a canary overflow that reaches the stored size names the stored size;
  *   - junk: a freed word overwritten with zeros is still a write after free;
  *   - a large block freed before a small block in its arena's tail is still known as freed
  *     once that arena is unmapped.
- * Each runs on a heap with an error handler; the last three also as death tests.
+ * Each runs on a heap with an error handler (the last three also as death tests), under the
+ * policy ctest names (TALLOC_TEST_POLICY): the link cases hold for every policy.
  */
 #include <sys/mman.h>
 
@@ -74,76 +75,80 @@ static size_t arenas_of(TAlloc_heap *heap)
     return stats.arena_count;
 }
 
-/* ---- links ------------------------------------------------------------------------------ */
+/* ---- links ------------------------------------------------------------------------------
+ * Each case damages a link of the free chunk the call must write through, or read on its way,
+ * under every policy: the chunk an allocation of its size takes (the head of its size class,
+ * the end of a tree search), the chunk whose size class a free files into or whose tree node
+ * lies on the insertion path, a free neighbour a free merges with. */
 
-static void test_allocation_walk(void)
+static void test_allocation_meets_link(void)
 {
-    /* a's next link XOR 0x100: still 16-byte aligned and inside the arena, but no free
-       chunk's header is there */
+    /* a and a2 of one size, a freed last: a heads its class, its next link names a2; XOR 0x100
+       keeps that link 16-byte aligned and inside the arena, but no free chunk starts there */
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
     unsigned char *a = TAlloc_heap_malloc(heap, 200);
     void *g1 = TAlloc_heap_malloc(heap, 64);
-    unsigned char *b = TAlloc_heap_malloc(heap, 1000);
+    unsigned char *a2 = TAlloc_heap_malloc(heap, 200);
     void *g2 = TAlloc_heap_malloc(heap, 64);
+    TAlloc_heap_free(heap, a2);
     TAlloc_heap_free(heap, a);
-    TAlloc_heap_free(heap, b);
     size_t arenas = arenas_of(heap);
     damage d = flip(a + NEXT + 1, 1, 0x01);
-    EXPECT(TAlloc_heap_malloc(heap, 500) == NULL, "an allocation that meets the link fails");
-    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, a + NEXT, "allocation walk");
+    EXPECT(TAlloc_heap_malloc(heap, 200) == NULL, "an allocation that meets the link fails");
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, a + NEXT, "allocation meets a's link");
     EXPECT(arenas_of(heap) == arenas, "no arena was mapped: %zu, was %zu", arenas_of(heap), arenas);
     restore(&d);
-    EXPECT_HEAP_OK(heap, "allocation walk, link restored");
-    EXPECT(TAlloc_heap_malloc(heap, 500) == b, "the chunk behind the link is found again");
+    EXPECT_HEAP_OK(heap, "allocation, link restored");
+    EXPECT(TAlloc_heap_malloc(heap, 200) == a, "the chunk behind the link is found again");
     EXPECT(log.count == 0, "no report once restored");
     (void)g1;
     (void)g2;
     TAlloc_heap_destroy(heap);
 }
 
-/* a: a free chunk first in the list; c: an allocated block with no free chunk among the 64
-   after it, so that freeing it walks the list from a */
-typedef struct walk_setup {
+/* a: a free chunk of c's size, below it; c: an allocated block between allocated ones, so
+   its free files a new chunk (size class of a, or a tree path through a) */
+typedef struct file_setup {
     unsigned char *a, *c;
-    void *guard, *fillers[70];
-} walk_setup;
+    void *guards[3];
+} file_setup;
 
-static walk_setup walk_prepare(TAlloc_heap *heap)
+static file_setup file_prepare(TAlloc_heap *heap)
 {
-    walk_setup w;
-    w.a = TAlloc_heap_malloc(heap, 200);
-    w.guard = TAlloc_heap_malloc(heap, 64);
+    file_setup w;
+    w.guards[0] = TAlloc_heap_malloc(heap, 64);
+    w.a = TAlloc_heap_malloc(heap, 100);
+    w.guards[1] = TAlloc_heap_malloc(heap, 64);
     w.c = TAlloc_heap_malloc(heap, 100);
-    for (int i = 0; i < 70; i++)
-        w.fillers[i] = TAlloc_heap_malloc(heap, 16);
+    w.guards[2] = TAlloc_heap_malloc(heap, 64);
     TAlloc_heap_free(heap, w.a);
     TAlloc_heap_release_quarantine(heap);
     return w;
 }
 
-static void test_insertion_walk(void)
+static void test_filing_meets_link(void)
 {
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
-    walk_setup w = walk_prepare(heap);
-    damage d = flip(w.a + NEXT + 1, 1, 0x01);
+    file_setup w = file_prepare(heap);
+    damage d = flip(w.a + PREV + 1, 1, 0x01);
     TAlloc_heap_free(heap, w.c);
-    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + NEXT, "insertion walk");
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + PREV, "filing meets a's link");
     EXPECT(TAlloc_heap_usable_size(heap, w.c) >= 100 && log.count == 0,
            "the block whose free met the link is still allocated");
     restore(&d);
-    EXPECT_HEAP_OK(heap, "insertion walk, link restored");
+    EXPECT_HEAP_OK(heap, "filing, link restored");
     TAlloc_heap_free(heap, w.c);
     EXPECT(log.count == 0, "its free succeeds once restored");
-    EXPECT_HEAP_OK(heap, "insertion walk, block freed");
+    EXPECT_HEAP_OK(heap, "filing, block freed");
     TAlloc_heap_destroy(heap);
 }
 
-static void test_neighbour_blamed(void)
+static void test_neighbour_link(void)
 {
-    /* free(c) merges with b on its left and the free tail on its right; the tail's back link
-       names b, and b's forward link, damaged, names no free chunk: b's link is reported */
+    /* free(c) merges with b on its left and the free tail on its right; b's link, damaged,
+       names no free chunk: b's link is reported */
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
     void *a = TAlloc_heap_malloc(heap, 100);
@@ -163,92 +168,54 @@ static void test_neighbour_blamed(void)
     TAlloc_heap_destroy(heap);
 }
 
-/* Arenas from one region, handed out from the top down, so their order is known. */
-typedef struct top_down {
-    char *base;
-    size_t size, used;
-} top_down;
-
-static void *top_down_map(void *ctx, size_t size)
+/* The free that would empty an arena beyond the retained count, with a damaged link in a
+   free chunk it merges with: nothing changes (the block stays, the arena too) until the link
+   is whole again; then the same free releases the arena. */
+static void test_release_meets_link(void)
 {
-    top_down *t = ctx;
-    if (t->used + size > t->size)
-        return NULL;
-    t->used += size;
-    return t->base + t->size - t->used;
-}
-
-static void top_down_unmap(void *ctx, void *address, size_t size)
-{
-    (void)ctx;
-    memset(address, 0, size); /* a mapping comes back zeroed */
-}
-
-static void test_unmap_kept(void)
-{
-    top_down region = {NULL, 4u << 20, 0};
-    region.base = mmap(NULL, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-    EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
-    if (region.base == MAP_FAILED)
-        return;
-    TAlloc_os os = {.map = top_down_map, .unmap = top_down_unmap, .ctx = &region};
     test_error_log log = {0};
-    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
-    /* the first arena (higher): a, b and the free tail; the second (lower): one block that
-       fills it, freed, so it stays as the retained empty arena */
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
+    /* the first arena, filled and emptied: the retained one */
+    unsigned char *q = TAlloc_heap_malloc(heap, ARENA - 64 - 16);
     unsigned char *a = TAlloc_heap_malloc(heap, 1000);
     unsigned char *b = TAlloc_heap_malloc(heap, 1000);
-    unsigned char *q = TAlloc_heap_malloc(heap, ARENA - 64 - 16);
-    EXPECT(q && q < a, "the second arena lies below the first");
     TAlloc_heap_free(heap, q);
     TAlloc_heap_free(heap, a);
     EXPECT(arenas_of(heap) == 2, "two arenas: %zu", arenas_of(heap));
-    /* the retained arena's chunk comes first in the list; its next link names a */
-    damage d = flip(q + NEXT, 1, 0x80);
+    damage d = flip(a + NEXT, 1, 0x80);
     TAlloc_heap_free(heap, b); /* a + b + tail: the whole arena, beyond the retained count */
-    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, q + NEXT, "unmap with a damaged neighbour");
-    EXPECT(arenas_of(heap) == 2, "the arena stays mapped: %zu arenas", arenas_of(heap));
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, a + NEXT, "release meets a's link");
+    EXPECT(arenas_of(heap) == 2 && TAlloc_heap_usable_size(heap, b) >= 1000 && log.count == 0,
+           "the block and its arena stay: %zu arenas", arenas_of(heap));
     restore(&d);
-    EXPECT_HEAP_OK(heap, "unmap refused, link restored");
-    EXPECT(TAlloc_heap_trim(heap) == 2 && arenas_of(heap) == 0, "trim releases both arenas");
-    EXPECT(log.count == 0, "no report once restored");
+    EXPECT_HEAP_OK(heap, "release refused, link restored");
+    TAlloc_heap_free(heap, b);
+    EXPECT(log.count == 0 && arenas_of(heap) == 1, "freed once restored: %zu arenas",
+           arenas_of(heap));
+    EXPECT(TAlloc_heap_trim(heap) == 1 && arenas_of(heap) == 0, "trim releases the retained one");
     EXPECT_HEAP_OK(heap, "trimmed");
     TAlloc_heap_destroy(heap);
-    munmap(region.base, region.size);
 }
 
-/* A dedicated arena kept because its free chunk could not be unlinked is released by trim
-   once the damage is gone (trim used to look at standard arenas only). */
-static void test_unmap_kept_dedicated(void)
+/* The same for a dedicated arena: the free gap before an aligned block, damaged. */
+static void test_release_dedicated_meets_link(void)
 {
-    top_down region = {NULL, 4u << 20, 0};
-    region.base = mmap(NULL, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-    EXPECT(region.base != MAP_FAILED, "mmap: %s", strerror(errno));
-    if (region.base == MAP_FAILED)
-        return;
-    TAlloc_os os = {.map = top_down_map, .unmap = top_down_unmap, .ctx = &region};
     test_error_log log = {0};
-    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, &os);
-    /* the dedicated arena (higher): a free leading gap, the aligned block, a free tail */
+    TAlloc_heap *heap = make_heap(&log, 0, 0, 0, NULL);
     unsigned char *large = TAlloc_heap_aligned_alloc(heap, 4096, ARENA + 4000);
-    /* a standard arena below it, emptied and retained: its chunk heads the list */
-    unsigned char *q = TAlloc_heap_malloc(heap, ARENA - 64 - 16);
-    EXPECT(large && q && q < large, "the standard arena lies below the dedicated one");
-    TAlloc_heap_free(heap, q);
-    EXPECT(arenas_of(heap) == 2, "two arenas: %zu", arenas_of(heap));
-    damage d = flip(q + NEXT, 1, 0x80);
+    EXPECT(large != NULL && arenas_of(heap) == 1, "one dedicated arena");
+    unsigned char *gap = (unsigned char *)((uintptr_t)large & ~(uintptr_t)4095) - 4096 + 64;
+    EXPECT(TAlloc_heap_usable_size(heap, large) >= ARENA + 4000, "the large block");
+    damage d = flip(gap + NEXT, 1, 0x80);
     TAlloc_heap_free(heap, large); /* gap + block + tail: the whole dedicated arena */
-    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, q + NEXT, "unmap with a damaged neighbour");
-    EXPECT(arenas_of(heap) == 2, "the dedicated arena stays mapped: %zu arenas", arenas_of(heap));
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, gap + NEXT, "release meets the gap's link");
+    EXPECT(arenas_of(heap) == 1, "the dedicated arena stays: %zu arenas", arenas_of(heap));
     restore(&d);
-    EXPECT_HEAP_OK(heap, "unmap refused, link restored");
-    EXPECT(TAlloc_heap_trim(heap) == 2 && arenas_of(heap) == 0,
-           "trim releases the retained and the dedicated arena: %zu left", arenas_of(heap));
-    EXPECT(log.count == 0, "no report once restored");
+    EXPECT_HEAP_OK(heap, "release refused, link restored");
+    TAlloc_heap_free(heap, large);
+    EXPECT(log.count == 0 && arenas_of(heap) == 0, "freed once restored: %zu arenas",
+           arenas_of(heap));
     TAlloc_heap_destroy(heap);
-    munmap(region.base, region.size);
 }
 
 static int find_quarantined(void *ctx, const TAlloc_arena_info *arena,
@@ -265,12 +232,12 @@ static void test_quarantine_stuck(void)
 {
     test_error_log log = {0};
     TAlloc_heap *heap = make_heap(&log, 0, 0, 2, NULL);
-    walk_setup w = walk_prepare(heap);
-    damage d = flip(w.a + NEXT + 1, 1, 0x01);
-    TAlloc_heap_free(heap, w.c); /* quarantined: no list walk yet */
+    file_setup w = file_prepare(heap);
+    damage d = flip(w.a + PREV + 1, 1, 0x01);
+    TAlloc_heap_free(heap, w.c); /* quarantined: not filed yet */
     EXPECT(log.count == 0, "the free itself reports nothing");
     TAlloc_heap_release_quarantine(heap);
-    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + NEXT, "release meets the link");
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, w.a + PREV, "release meets the link");
     const void *wanted = w.c;
     EXPECT(TAlloc_heap_walk(heap, find_quarantined, &wanted) == 1, "c stays quarantined");
     TAlloc_heap_free(heap, w.c);
@@ -444,11 +411,11 @@ static void test_large_then_tail(void)
 
 int main(void)
 {
-    test_allocation_walk();
-    test_insertion_walk();
-    test_neighbour_blamed();
-    test_unmap_kept();
-    test_unmap_kept_dedicated();
+    test_allocation_meets_link();
+    test_filing_meets_link();
+    test_neighbour_link();
+    test_release_meets_link();
+    test_release_dedicated_meets_link();
     test_quarantine_stuck();
     test_boundary_tag();
     test_canary_size_word();

@@ -63,6 +63,7 @@ static void test_explicit_heap_layout(void)
 {
     TAlloc_config config;
     TAlloc_config_init(&config);
+    config.policy = test_policy();
     config.arena_size = 8192;
     TAlloc_heap *heap = TAlloc_heap_create(&config);
     char buf[8192];

@@ -46,10 +46,12 @@ static size_t std_chunk_space(size_t arena_size) { return std_arena(arena_size) 
 
 static const void *header_of(const void *payload) { return (const char *)payload - HDR; }
 
-static TAlloc_heap *make_heap_os(size_t arena_size, size_t retained, const TAlloc_os *os)
+static TAlloc_heap *make_heap_in(size_t arena_size, size_t retained, const TAlloc_os *os,
+                                 TAlloc_policy policy)
 {
     TAlloc_config config;
     TAlloc_config_init(&config);
+    config.policy = policy;
     config.arena_size = arena_size;
     config.retained_arena_count = retained;
     if (os != NULL)
@@ -61,9 +63,21 @@ static TAlloc_heap *make_heap_os(size_t arena_size, size_t retained, const TAllo
     return heap;
 }
 
+/* Under the policy ctest names (TALLOC_TEST_POLICY): the events do not depend on it. */
+static TAlloc_heap *make_heap_os(size_t arena_size, size_t retained, const TAlloc_os *os)
+{
+    return make_heap_in(arena_size, retained, os, test_policy());
+}
+
 static TAlloc_heap *make_heap(size_t arena_size, size_t retained)
 {
     return make_heap_os(arena_size, retained, NULL);
+}
+
+/* For the tests that pin where a policy places blocks. */
+static TAlloc_heap *make_policy_heap(size_t arena_size, TAlloc_policy policy)
+{
+    return make_heap_in(arena_size, 1, NULL, policy);
 }
 
 static TAlloc_stats stats_of(TAlloc_heap *heap)
@@ -352,10 +366,11 @@ static void test_split(void)
     TAlloc_heap_destroy(h);
 }
 
-/* Remainder 48 is split off; remainder 32 is too small and the whole chunk is handed out. */
+/* Remainder 48 is split off; remainder 32 is too small and the whole chunk is handed out
+   (first fit picks the holes). */
 static void test_no_split(void)
 {
-    TAlloc_heap *h = make_heap(4096, 1);
+    TAlloc_heap *h = make_policy_heap(4096, TALLOC_POLICY_FIRST_FIT);
     if (h == NULL)
         return;
     char *a = TAlloc_heap_malloc(h, 100);  /* chunk 128 */
@@ -1085,7 +1100,7 @@ static void test_map_failed(void)
 /* First fit: the lowest-addressed fitting hole wins even when a later one fits exactly. */
 static void test_first_fit_lowest_hole(void)
 {
-    TAlloc_heap *h = make_heap(4096, 1);
+    TAlloc_heap *h = make_policy_heap(4096, TALLOC_POLICY_FIRST_FIT);
     if (h == NULL)
         return;
     char *a = TAlloc_heap_malloc(h, 1000); /* 1024 */
@@ -1137,7 +1152,7 @@ static int fill_arena(TAlloc_heap *h, filled_arena *f, size_t space)
 static void test_first_fit_across_arenas(void)
 {
     const size_t space = std_chunk_space(4096);
-    TAlloc_heap *h = make_heap(4096, 1);
+    TAlloc_heap *h = make_policy_heap(4096, TALLOC_POLICY_FIRST_FIT);
     if (h == NULL)
         return;
     filled_arena f1, f2;
@@ -1170,6 +1185,88 @@ static void test_first_fit_across_arenas(void)
            (void *)r, (void *)hi->small);
     EXPECT_EVENTS("exact fits", s1, s2, TALLOC_EVENT_EXACT_FIT, 2);
     EXPECT_HEAP_OK(h, "first fit across arenas");
+    TAlloc_heap_destroy(h);
+}
+
+/* Best fit: the smallest fitting hole wins over a lower, bigger one; on a tie the lower. */
+static void test_best_fit_smallest_hole(void)
+{
+    TAlloc_heap *h = make_policy_heap(4096, TALLOC_POLICY_BEST_FIT);
+    if (h == NULL)
+        return;
+    char *a = TAlloc_heap_malloc(h, 1000), *g1 = TAlloc_heap_malloc(h, 16);
+    char *b = TAlloc_heap_malloc(h, 200), *g2 = TAlloc_heap_malloc(h, 16);
+    char *c = TAlloc_heap_malloc(h, 200), *g3 = TAlloc_heap_malloc(h, 16);
+    REQUIRE(h, a && g1 && b && g2 && c && g3 && a < b && b < c, "best fit: setup failed");
+    TAlloc_heap_free(h, a);
+    TAlloc_heap_free(h, c);
+    TAlloc_heap_free(h, b);
+    char *p = TAlloc_heap_malloc(h, 150);
+    EXPECT(p == b, "best fit: got %p, want the lower of the two small holes %p", (void *)p,
+           (void *)b);
+    char *q = TAlloc_heap_malloc(h, 150);
+    EXPECT(q == c, "best fit: got %p, want the other small hole %p", (void *)q, (void *)c);
+    char *r = TAlloc_heap_malloc(h, 150);
+    EXPECT(r == a, "best fit: got %p, want the big hole %p now", (void *)r, (void *)a);
+    EXPECT_HEAP_OK(h, "best fit");
+    TAlloc_heap_destroy(h);
+}
+
+/* Segregated fit: the request's own class's most recently freed chunk when it fits, else
+   the most recently freed chunk of the first size class whose every chunk fits; when no
+   class above holds one, the request's own class is searched. */
+static void test_segregated_classes(void)
+{
+    TAlloc_heap *h = make_policy_heap(65536, TALLOC_POLICY_SEGREGATED);
+    if (h == NULL)
+        return;
+    /* chunk sizes 1040 and 1072 share a class (1024..1087, 64 bytes wide); 1104 is in the
+       next one */
+    char *a = TAlloc_heap_malloc(h, 1024), *g1 = TAlloc_heap_malloc(h, 16); /* chunk 1040 */
+    char *b = TAlloc_heap_malloc(h, 1056), *g2 = TAlloc_heap_malloc(h, 16); /* chunk 1072 */
+    char *c = TAlloc_heap_malloc(h, 1088), *g3 = TAlloc_heap_malloc(h, 16); /* chunk 1104 */
+    char *d = TAlloc_heap_malloc(h, 1088), *g4 = TAlloc_heap_malloc(h, 16); /* chunk 1104 */
+    REQUIRE(h, a && b && c && d && g1 && g2 && g3 && g4, "segregated: setup failed");
+    TAlloc_heap_free(h, a);
+    TAlloc_heap_free(h, b);
+    TAlloc_heap_free(h, c);
+    TAlloc_heap_free(h, d);
+    /* a 1024-byte chunk fits every chunk of a and b's class: b was freed last */
+    char *p = TAlloc_heap_malloc(h, 1008);
+    EXPECT(p == b, "segregated: got %p, want b %p, freed last in the fitting class", (void *)p,
+           (void *)b);
+    TAlloc_heap_free(h, p);
+    /* a 1040-byte chunk: the last one filed in its own class, b, holds it */
+    char *q = TAlloc_heap_malloc(h, 1024);
+    EXPECT(q == b, "segregated: got %p, want b %p, the own class's last filed", (void *)q,
+           (void *)b);
+    /* a 1056-byte chunk: the own class's last filed, a, is too small, and not every chunk of
+       that class holds it: the next class, d freed last there */
+    char *r = TAlloc_heap_malloc(h, 1040);
+    EXPECT(r == d, "segregated: got %p, want d %p from the next class", (void *)r, (void *)d);
+    char *t = TAlloc_heap_malloc(h, 1040);
+    EXPECT(t == c, "segregated: got %p, want c %p", (void *)t, (void *)c);
+    /* 1088 bytes: that class is empty now, the next non-empty one is the arena's tail's */
+    char *u = TAlloc_heap_malloc(h, 1072);
+    EXPECT(u > g4, "segregated: got %p, want the tail beyond %p", (void *)u, (void *)g4);
+    EXPECT_HEAP_OK(h, "segregated");
+    TAlloc_heap_destroy(h);
+
+    /* the request's own class: the only chunk that holds it, found there */
+    h = make_policy_heap(16384, TALLOC_POLICY_SEGREGATED);
+    if (h == NULL)
+        return;
+    size_t space = std_chunk_space(16384);
+    char *whole = TAlloc_heap_malloc(h, space - HDR);
+    REQUIRE(h, whole != NULL, "segregated: a block filling the arena");
+    TAlloc_heap_free(h, whole); /* retained: one free chunk of the whole arena */
+    TAlloc_stats s0 = stats_of(h);
+    char *again = TAlloc_heap_malloc(h, space - HDR);
+    TAlloc_stats s1 = stats_of(h);
+    EXPECT(again == whole && s1.map_count == s0.map_count,
+           "segregated: the arena's one chunk is found in the request's own class (got %p, "
+           "want %p, %llu maps)", (void *)again, (void *)whole,
+           (unsigned long long)(s1.map_count - s0.map_count));
     TAlloc_heap_destroy(h);
 }
 
@@ -1341,6 +1438,8 @@ int main(void)
     test_map_failed();
     test_first_fit_lowest_hole();
     test_first_fit_across_arenas();
+    test_best_fit_smallest_hole();
+    test_segregated_classes();
     test_dedicated_threshold();
     test_arena_size_rounding();
     test_aligned_search_size();

@@ -239,6 +239,7 @@ static int run_start(run *r, const char *variant, unsigned long fail_at, int sti
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.arena_size = 4096;
+    config.policy = test_policy();
     config.retained_arena_count = 0;
     config.os.map = fail_map;
     config.os.unmap = fail_unmap;

@@ -56,17 +56,22 @@ static int child_retain(void)
 }
 
 /* Best fit takes the smaller of two holes that fit; first fit the lower one. */
+/* Three holes: a large one first, then two of one small size, the higher freed last. First
+   fit takes the first, best fit the lower small one, segregated fit the one freed last. */
 static int child_policy(void)
 {
     void *a = TAlloc_malloc(4000), *s1 = TAlloc_malloc(16);
     void *b = TAlloc_malloc(200), *s2 = TAlloc_malloc(16);
+    void *b2 = TAlloc_malloc(200), *s3 = TAlloc_malloc(16);
     TAlloc_free(a);
     TAlloc_free(b);
+    TAlloc_free(b2);
     void *c = TAlloc_malloc(150);
-    printf("%s\n", c == b ? "small-hole" : c == a ? "first-hole" : "elsewhere");
+    printf("%s\n", c == b ? "small-hole" : c == a ? "first-hole" : c == b2 ? "last-freed" : "elsewhere");
     TAlloc_free(c);
     TAlloc_free(s1);
     TAlloc_free(s2);
+    TAlloc_free(s3);
     return 0;
 }
 
@@ -193,7 +198,7 @@ static void test_verbose_and_sizes(void)
     EXPECT(exited_ok(&o), "status %d, stderr %s", o.status, o.err);
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
-                         "policy=best canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1\n") == 0,
+                         "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1\n") == 0,
            "err: %s", o.err);
     o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
     EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0\n") != NULL,
@@ -257,14 +262,23 @@ static void test_retain_and_trim(void)
     EXPECT(strcmp(o.out, "full=4 kept=1 trimmed=1 after=0 again=0 check=0\n") == 0, "%s", o.out);
 }
 
-static void test_policy(void)
+static void test_policy_option(void)
 {
-    outcome o = run("policy", "policy=best");
-    EXPECT(exited_ok(&o) && strcmp(o.out, "small-hole\n") == 0, "best: %s", o.out);
-    o = run("policy", "policy=first");
-    EXPECT(exited_ok(&o) && strcmp(o.out, "first-hole\n") == 0, "first: %s", o.out);
-    o = run("policy", NULL);
-    EXPECT(exited_ok(&o) && strcmp(o.out, "first-hole\n") == 0, "default: %s", o.out);
+    static const struct {
+        const char *options, *want;
+    } cases[] = {
+        {"policy=best-fit", "small-hole\n"}, {"policy=best", "small-hole\n"},
+        {"policy=first-fit", "first-hole\n"}, {"policy=first", "first-hole\n"},
+        {"policy=segregated", "last-freed\n"}, {NULL, "last-freed\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        outcome o = run("policy", cases[i].options);
+        EXPECT(exited_ok(&o) && strcmp(o.out, cases[i].want) == 0, "%s: %s",
+               cases[i].options ? cases[i].options : "default", o.out);
+    }
+    outcome o = run("policy", "policy=worst");
+    EXPECT(strstr(o.err, "talloc: TALLOC_OPTIONS: bad value in 'policy=worst' ignored") != NULL,
+           "an unknown policy: %s", o.err);
 }
 
 /* Counts in a statistics text: "allocations A, frees F" and "live blocks L". */
@@ -325,7 +339,7 @@ int main(int argc, char **argv)
     test_verbose_and_sizes();
     test_bad_options();
     test_retain_and_trim();
-    test_policy();
+    test_policy_option();
     test_stats();
     test_explicit_heap_stats();
     return test_summary("test_options");

@@ -131,12 +131,25 @@ static inline void test_unpoison(const volatile void *addr, size_t n)
     (void)to;
 }
 
+/* The placement policy tests run under: TALLOC_TEST_POLICY (a policy name), else the
+   default. ctest runs the policy-neutral tests once per policy this way. */
+static inline TAlloc_policy test_policy(void)
+{
+    const char *name = getenv("TALLOC_TEST_POLICY");
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    if (name)
+        TAlloc_policy_parse(name, strlen(name), &config.policy);
+    return config.policy;
+}
+
 /* A default config with `arena_size`-byte arenas and, when `handler` is not NULL, that
-   error handler. */
+   error handler; the policy is test_policy(). */
 static inline TAlloc_config test_config(size_t arena_size, TAlloc_error_fn handler, void *ctx)
 {
     TAlloc_config config;
     TAlloc_config_init(&config);
+    config.policy = test_policy();
     config.arena_size = arena_size;
     config.error_handler = handler;
     config.error_ctx = ctx;

@@ -54,11 +54,18 @@ TALLOC_API void TAlloc_debug_print(void);
 
 typedef struct TAlloc_heap TAlloc_heap;
 
-/* Where a free chunk for a request is found. Both search an address-ordered free list. */
+/* Where a free chunk for a request is found (README "Placement policies"). */
 typedef enum TAlloc_policy {
-    TALLOC_POLICY_FIRST_FIT = 0, /* lowest-addressed free chunk that fits (default) */
-    TALLOC_POLICY_BEST_FIT = 1,  /* smallest free chunk that fits, lowest address on ties */
+    TALLOC_POLICY_SEGREGATED = 0, /* segregated size classes with bitmaps, O(1): the default */
+    TALLOC_POLICY_FIRST_FIT = 1,  /* lowest-addressed free chunk that fits, O(log n) */
+    TALLOC_POLICY_BEST_FIT = 2,   /* smallest free chunk that fits, lowest address on ties */
+    TALLOC_POLICY_COUNT
 } TAlloc_policy;
+
+/* "segregated", "first-fit", "best-fit" (the TALLOC_OPTIONS policy= values). */
+TALLOC_API const char *TAlloc_policy_name(TAlloc_policy policy);
+/* The policy `length` bytes at `name` name (or the older "first", "best"); false if none. */
+TALLOC_API int TAlloc_policy_parse(const char *name, size_t length, TAlloc_policy *out);
 
 /*
  * The OS layer: the only way a heap obtains and returns memory. map() returns `size` bytes
@@ -150,7 +157,8 @@ typedef struct TAlloc_config {
                                      parent's (no page of the heap is written) */
 } TAlloc_config;
 
-/* Fills `config` with the defaults: default arena size, 1 retained arena, first fit, mmap. */
+/* Fills `config` with the defaults: default arena size, 1 retained arena, segregated fit,
+   mmap. */
 TALLOC_API void TAlloc_config_init(TAlloc_config *config);
 
 /* Creates a heap (NULL config: the defaults). Returns NULL with errno on failure. */
@@ -283,7 +291,7 @@ TALLOC_API size_t TAlloc_trim(void);
  *   verbose=1       write the options in force to stderr when the heap is created
  *   arena_size=N    standard arena bytes (suffix k, m or g allowed)
  *   retain=N        empty arenas kept mapped for reuse
- *   policy=first|best
+ *   policy=segregated|first-fit|best-fit  (first and best also accepted)
  *   canary=1        config.canary: writes past the requested size caught at free/realloc
  *   junk=1          config.junk: writes after free caught when the memory is handed out again
  *   guard=1         config.guard: a large overflow of a dedicated arena's block faults

@@ -14,7 +14,7 @@ void TAlloc_config_init(TAlloc_config *config)
     *config = (TAlloc_config){
         .arena_size = TALLOC_DEFAULT_ARENA_SIZE,
         .retained_arena_count = 1,
-        .policy = TALLOC_POLICY_FIRST_FIT,
+        .policy = TALLOC_POLICY_SEGREGATED,
         .fork_rekey = 1,
     };
 }
@@ -77,13 +77,13 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
     errno = saved;
 }
 
-/* Ends a call that may have met the free list: a damaged link it met becomes the call's
-   report (unless an earlier fault is reported already), then the lock is released. */
+/* Ends a call that may have met the free index: damage it met becomes the call's report
+   (unless an earlier fault is reported already), then the lock is released. */
 static void unlock_noting_links(ta_heap *heap, ta_fault *fault)
 {
-    if (heap->bad_link && fault->error == TALLOC_ERROR_NONE)
-        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, heap->bad_link};
-    heap->bad_link = NULL;
+    ta_fault met = ta_index_take_fault(heap);
+    if (met.error != TALLOC_ERROR_NONE && fault->error == TALLOC_ERROR_NONE)
+        *fault = met;
     ta_heap_unlock(heap);
 }
 
@@ -157,9 +157,10 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         errno = saved;
         return;
     }
-    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &fault);
+    ta_arena *arena;
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &arena, &fault);
     if (chunk)
-        ta_heap_free_user(heap, chunk, &fault);
+        ta_heap_free_user(heap, chunk, arena, &fault);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;
@@ -189,7 +190,7 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     if (!ta_heap_lock(heap))
         return 0;
-    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &fault);
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, NULL, &fault);
     size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
     const void *damage;
     if (chunk && heap->config.canary && (damage = ta_canary_damage(heap, chunk, &size))) {
@@ -221,7 +222,7 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     ta_heap_release_quarantine(heap, &fault);
-    size_t released = ta_arena_trim(heap);
+    size_t released = ta_heap_trim_arenas(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;

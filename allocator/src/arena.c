@@ -26,6 +26,7 @@ bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena)
 }
 
 /* ---- the arena registry: the owner of a pointer without a search ----------------------- */
+/* (The lookups carry no fuzzer coverage: the checker calls them for every chunk it checks.) */
 /*
  * Standard arenas are mapped at multiples of 1 << arena_shift (their size rounded up to a
  * power of two), so the only one that can hold a pointer starts at the pointer with those
@@ -60,7 +61,7 @@ static size_t slot_of(const ta_heap *heap, uintptr_t key)
     return (size_t)((key * 0x9E3779B97F4A7C15u) >> (64 - heap->arena_slot_bits));
 }
 
-static ta_arena *slots_lookup(const ta_heap *heap, uintptr_t base)
+TA_NO_COVERAGE static ta_arena *slots_lookup(const ta_heap *heap, uintptr_t base)
 {
     size_t mask = ((size_t)1 << heap->arena_slot_bits) - 1;
     uintptr_t key = base >> heap->arena_shift;
@@ -126,7 +127,7 @@ static bool slots_grow(ta_heap *heap)
     return true;
 }
 
-ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address)
+TA_NO_COVERAGE ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address)
 {
     size_t lo = 0, hi = heap->arena_sorted_count; /* answer in [lo, hi) is the first above */
     while (lo < hi) {
@@ -253,8 +254,8 @@ static void unlink_arena(ta_heap *heap, ta_arena *arena)
 
 /*
  * Maps an arena that can hold a chunk of `chunk_size` bytes: a standard one when it fits,
- * otherwise a dedicated one rounded up to pages. Returns its single free chunk (already in
- * the free index), or NULL when the OS layer refuses.
+ * otherwise a dedicated one rounded up to pages. Returns its single free chunk, not in the
+ * index yet, or NULL when the OS layer refuses.
  */
 ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
 {
@@ -281,45 +282,35 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     ta_chunk *chunk = ta_arena_first_chunk(arena);
     ta_chunk_write(heap, ta_arena_fence(arena), 0, TA_PREV_FREE);
     ta_chunk_write(heap, chunk, chunk_bytes, TA_FREE | TA_FIRST);
-    ta_slot slot;
-    if (!ta_index_locate(heap, chunk, ta_arena_fence(arena), &slot)) {
-        /* the list is damaged (noted): the allocation fails with that report */
-        ta_os_unmap(&heap->config.os, arena, map_size + guard);
-        return NULL;
-    }
     for (int i = 0; i < TA_RECENT; i++) /* blocks remembered here are gone for good */
         if ((uintptr_t)heap->recent_large[i] - (uintptr_t)arena < map_size)
             heap->recent_large[i] = NULL;
     ta_track_arena_map(arena, map_size);
     ta_arena_seal(heap, arena);
     link_last(heap, arena);
-    heap->stats.map_count++;
-    heap->stats.arena_count++;
-    heap->stats.mapped_bytes += map_size;
+    ta_account_arena(heap, map_size, +1);
+    ta_account_chunk(heap, true, chunk_bytes, +1);
     ta_count(heap, dedicated ? TALLOC_EVENT_DEDICATED_ARENA : TALLOC_EVENT_NEW_ARENA);
     if (!dedicated)
         heap->empty_arena_count++;
     *is_dedicated = dedicated;
-    if (heap->config.junk)
-        ta_junk_fresh(chunk);
-    ta_index_link(heap, chunk, &slot);
-    heap->stats.free_count++;
-    heap->stats.free_bytes += chunk_bytes - TA_HEADER_SIZE;
     return chunk;
 }
 
-/* Unmaps an arena that is one free chunk. */
-void ta_arena_unmap(ta_heap *heap, ta_arena *arena)
+/* Unmaps an arena that is one free chunk, out of the index. */
+static void unmap_arena(ta_heap *heap, ta_arena *arena)
 {
-    ta_chunk *chunk = ta_arena_first_chunk(arena);
-    ta_index_remove(heap, chunk);
-    heap->stats.free_count--;
-    heap->stats.free_bytes -= ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    ta_account_chunk(heap, true, arena->map_size - TA_ARENA_RESERVED, -1);
     unlink_arena(heap, arena);
-    heap->stats.unmap_count++;
-    heap->stats.arena_count--;
-    heap->stats.mapped_bytes -= arena->map_size;
+    ta_account_arena(heap, arena->map_size, -1);
     ta_arena_unmap_memory(heap, arena);
+}
+
+void ta_arena_unmap_new(ta_heap *heap, ta_arena *arena)
+{
+    if (!arena->is_dedicated)
+        heap->empty_arena_count--;
+    unmap_arena(heap, arena);
 }
 
 /* Returns an arena's pages (and its guard) to the OS layer. */
@@ -339,14 +330,14 @@ bool ta_arena_was_recent_large(const ta_heap *heap, const void *payload)
     return false;
 }
 
-static bool holds_payload(const ta_arena *a, uintptr_t p)
+TA_NO_COVERAGE static bool holds_payload(const ta_arena *a, uintptr_t p)
 {
     uintptr_t first_payload = (uintptr_t)a + TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE;
     return p >= first_payload && p < (uintptr_t)ta_arena_fence(a);
 }
 
 /* The same answer from the arena list alone, in O(arenas): the checker's ground truth. */
-ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address)
+TA_NO_COVERAGE ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address)
 {
     uint64_t limit = heap->stats.map_count + 1;
     for (ta_arena *a = heap->arena_first; a && limit-- > 0; a = a->next)
@@ -358,14 +349,14 @@ ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address)
 /* The arena whose payload range holds `address` (a user pointer), or NULL: O(1) for standard
    arenas, O(log n) over the dedicated ones. Nothing of a candidate arena but its header
    (size) is read, and no address is read that is not a registered arena's. */
-ta_arena *ta_arena_find(const ta_heap *heap, const void *address)
+TA_NO_COVERAGE ta_arena *ta_arena_find(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address;
-    {
-        ta_arena *a = slots_lookup(heap, p & ~(((uintptr_t)1 << heap->arena_shift) - 1));
-        if (a && holds_payload(a, p))
-            return a;
-    }
+    ta_arena *a = slots_lookup(heap, p & ~(((uintptr_t)1 << heap->arena_shift) - 1));
+    if (a && holds_payload(a, p))
+        return a;
+    if (heap->arena_sorted_count == 0)
+        return NULL;
     ptrdiff_t at = ta_arena_sorted_floor(heap, p);
     if (at < 0 || !holds_payload(heap->arena_sorted[at], p))
         return NULL;
@@ -379,9 +370,8 @@ bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk)
            ta_chunk_size(chunk) == arena->map_size - TA_ARENA_RESERVED;
 }
 
-/* The arena of which `chunk` is the only chunk, or NULL. Reads only headers: never a
-   payload another thread may be writing. */
-static ta_arena *arena_if_whole(const ta_heap *heap, const ta_chunk *chunk)
+/* Reads only headers: never a payload another thread may be writing. */
+ta_arena *ta_arena_if_whole(const ta_heap *heap, const ta_chunk *chunk)
 {
     if (!(chunk->size_word & TA_FIRST) || ta_chunk_size(ta_chunk_next(chunk)) != 0)
         return NULL;
@@ -394,57 +384,33 @@ static ta_arena *arena_if_whole(const ta_heap *heap, const ta_chunk *chunk)
 /* Called before a free chunk is taken or split: an empty standard arena stops being empty. */
 void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk)
 {
-    ta_arena *arena = arena_if_whole(heap, chunk);
+    ta_arena *arena = ta_arena_if_whole(heap, chunk);
     if (arena && !arena->is_dedicated)
         heap->empty_arena_count--;
 }
 
-/* Called after a free produced `chunk`: if it is a whole arena, retain it or unmap it. */
-void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk)
+bool ta_arena_is_released(const ta_heap *heap, const ta_arena *arena)
 {
-    ta_arena *arena = arena_if_whole(heap, chunk);
-    if (arena == NULL)
-        return;
-    bool is_kept = !arena->is_dedicated &&
-                   heap->empty_arena_count < heap->config.retained_arena_count;
-    if (is_kept || !ta_index_verify(heap, chunk)) {
-        /* retained; or its list neighbours are damaged (noted, reported by the call), and
-           the arena stays, still linked */
-        if (!arena->is_dedicated)
-            heap->empty_arena_count++;
-        if (is_kept)
-            ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
-        return;
-    }
+    return arena->is_dedicated || heap->empty_arena_count >= heap->config.retained_arena_count;
+}
+
+/* An arena became one free chunk and stays, retained (or kept because its chunk could not
+   be unfiled: it is empty all the same). */
+void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena)
+{
+    if (!arena->is_dedicated)
+        heap->empty_arena_count++;
+}
+
+void ta_arena_release(ta_heap *heap, ta_arena *arena)
+{
     if (arena->is_dedicated) {
         /* every block that began at its first payload has been freed: a later call on that
            address is a double free (or use after free), until 16 newer dedicated arenas went
            or a new arena covers it */
-        heap->recent_large[heap->recent_next] = ta_chunk_payload(chunk);
+        heap->recent_large[heap->recent_next] = ta_chunk_payload(ta_arena_first_chunk(arena));
         heap->recent_next = (heap->recent_next + 1) % TA_RECENT;
     }
-    ta_arena_unmap(heap, arena);
+    unmap_arena(heap, arena);
     ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);
-}
-
-/* Unmaps every empty arena (malloc_trim): the standard ones retained for reuse, and any
-   dedicated one a free kept because a damaged link stopped it from being unlinked then.
-   Returns how many. */
-size_t ta_arena_trim(ta_heap *heap)
-{
-    size_t released = 0;
-    for (ta_arena *a = heap->arena_first, *next; a; a = next) {
-        next = a->next;
-        ta_chunk *chunk = ta_arena_first_chunk(a);
-        if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk) ||
-            !ta_arena_is_whole(a, chunk) ||
-            !ta_index_verify(heap, chunk))
-            continue; /* a damaged link stays noted for the call to report */
-        if (!a->is_dedicated)
-            heap->empty_arena_count--;
-        ta_arena_unmap(heap, a);
-        ta_count(heap, TALLOC_EVENT_ARENA_RELEASED);
-        released++;
-    }
-    return released;
 }

@@ -67,8 +67,8 @@ typedef struct checker {
     size_t violation_count;
     /* the owner lookup the free-list check uses: the arena table once it is verified */
     ta_arena *(*find_arena)(const ta_heap *heap, const void *address);
-    uint64_t epoch;          /* mark written into every free chunk reached through the index */
-    size_t index_count;      /* free chunks reached through the index */
+    uint64_t epoch;          /* mark of this check (random: never a stale word's value) */
+    ta_index_check index;    /* the policy's own check; counts the chunks it holds */
     TAlloc_stats walked;     /* totals of the walk, compared with heap->stats (I6) */
     size_t empty_arena_count;
     size_t quarantined_count; /* chunks of the walk with the quarantine flag */
@@ -115,32 +115,16 @@ static void check_registry(checker *ck)
     ck->find_arena = ta_arena_find;
 }
 
-/* I5, first half: follow the free list, verifying each link before using it. */
+static void index_violation(void *ctx, int invariant, const void *address, const char *detail)
+{
+    violation(ctx, invariant, address, detail);
+}
+
+/* I5, first half: the policy checks its own structure and counts the chunks it holds. */
 static void check_index(checker *ck)
 {
-    ta_heap *heap = ck->heap;
-    size_t limit = heap->stats.mapped_bytes / TA_MIN_CHUNK_SIZE + 1;
-    ta_chunk *prev = NULL;
-    for (ta_chunk *c = heap->free_head; c; prev = c, c = ta_link_get(heap, &c->next_link)) {
-        if (ck->index_count++ > limit) {
-            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list does not end (cycle)");
-            return;
-        }
-        if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
-            ck->find_arena(heap, ta_chunk_payload(c)) == NULL) {
-            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list link points outside the arenas");
-            return;
-        }
-        if (!ta_chunk_is_valid(heap, c) || !ta_chunk_is_free(c)) {
-            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list holds a chunk that is not free");
-            return;
-        }
-        if (ta_link_get(heap, &c->prev_link) != prev)
-            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list back link disagrees");
-        if (prev && c <= prev)
-            violation(ck, TALLOC_I5_FREE_INDEX, c, "free list out of address order");
-        c->mark = ck->epoch;
-    }
+    ck->index = (ta_index_check){index_violation, ck, ck->find_arena, ck->epoch, 0};
+    ck->heap->index->check(ck->heap, &ck->index);
 }
 
 static void check_free_chunk(checker *ck, ta_chunk *c, bool is_prev_free)
@@ -150,7 +134,7 @@ static void check_free_chunk(checker *ck, ta_chunk *c, bool is_prev_free)
         violation(ck, TALLOC_I3_BOUNDARY_TAGS, c, "footer differs from header size");
     if (is_prev_free)
         violation(ck, TALLOC_I4_COALESCED, c, "free chunk follows a free chunk");
-    if (c->mark != ck->epoch)
+    if (!ck->heap->index->is_reached(ck->heap, c, &ck->index))
         violation(ck, TALLOC_I5_FREE_INDEX, c, "free chunk missing from the free index");
     ck->walked.free_count++;
     ck->walked.free_bytes += size - TA_HEADER_SIZE;
@@ -246,8 +230,8 @@ static void check_totals(checker *ck)
 {
     const TAlloc_stats *s = &ck->heap->stats;
     const TAlloc_stats *w = &ck->walked;
-    if (ck->index_count != w->free_count)
-        violation(ck, TALLOC_I5_FREE_INDEX, ck->heap->free_head,
+    if (ck->index.reached != w->free_count)
+        violation(ck, TALLOC_I5_FREE_INDEX, ck->heap,
                   "free index and walk count different free chunks");
     compare(ck, w->allocated_count, s->allocated_count, "allocated chunk count differs from walk");
     compare(ck, w->allocated_bytes, s->allocated_bytes, "allocated bytes differ from walk");
@@ -267,7 +251,7 @@ size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ct
     checker ck = {.heap = heap, .report = report, .ctx = ctx};
     if (!ta_heap_lock(heap))
         return SIZE_MAX;
-    ck.epoch = ++heap->check_epoch;
+    ck.epoch = ta_chunk_check_value(heap->secret, heap, ++heap->check_epoch);
     check_registry(&ck);
     check_index(&ck);
     check_arenas(&ck);

@@ -1,5 +1,6 @@
 /*
- * hardening.c - the optional checks of a heap's config (TALLOC_OPTIONS: canary, junk):
+ * hardening.c - the optional checks of a heap's config (TALLOC_OPTIONS: canary, junk), and the
+ * re-key of a heap in a fork child (fork_rekey):
  *
  *   canary  Each block gets at least one byte past the requested size. The bytes from the
  *           requested size to the chunk's last word are filled with a pattern keyed by the
@@ -187,4 +188,50 @@ const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken)
     if (hi > junk_end(free_chunk))
         hi = junk_end(free_chunk);
     return ta_junk_damage(junk_start(free_chunk), hi);
+}
+
+/* ---- the fork re-key ---------------------------------------------------------------------- */
+
+/* Re-keys one chunk that was valid under `old` (the heap's secret is the new one): its check
+   value, and its index words (free) or its canary (allocated; damaged bytes stay damaged). */
+static void rekey_chunk(ta_heap *heap, ta_chunk *c, uint64_t old)
+{
+    uint64_t flags = c->size_word & TA_FLAG_MASK;
+    bool is_block = ta_chunk_size(c) != 0 && !(flags & (TA_FREE | TA_QUARANTINED));
+    if (is_block && heap->config.canary)
+        ta_canary_rekey(c, old, heap->secret);
+    ta_chunk_seal(heap, c); /* the header only: a damaged boundary tag stays damaged */
+    if (flags & TA_FREE)
+        heap->index->rekey(heap, c, old);
+}
+
+/*
+ * A header, arena check or link that fails under the old secret is left as it is: it fails
+ * under the new one too and is reported when met, never laundered into a valid one. A
+ * damaged header ends the arena's walk (what follows it cannot be found).
+ */
+void ta_heap_rekey(ta_heap *heap)
+{
+    uint64_t old = heap->secret, fresh = ta_os_random_secret();
+    for (ta_arena *a = heap->arena_first; a; a = a->next) {
+        if (!ta_arena_is_sealed(heap, a))
+            continue;
+        ta_chunk *fence = ta_arena_fence(a);
+        for (ta_chunk *c = ta_arena_first_chunk(a); c <= fence;) {
+            bool is_fence = c == fence;
+            if (is_fence ? !ta_chunk_is_sealed(heap, c) : !ta_chunk_is_valid(heap, c))
+                break;
+            ta_chunk *after = ta_chunk_next(c);
+            heap->secret = fresh;
+            rekey_chunk(heap, c, old);
+            heap->secret = old;
+            if (is_fence)
+                break;
+            c = after;
+        }
+        heap->secret = fresh;
+        ta_arena_seal(heap, a);
+        heap->secret = old;
+    }
+    heap->secret = fresh;
 }

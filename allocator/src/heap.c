@@ -9,9 +9,11 @@
 #include "internal.h"
 #include "track.h"
 
+/* `heap` is zero-filled memory (a fresh metadata map, or static storage). The index's state,
+   the largest part, is left as it is: zero, so only the pages the policy uses are touched. */
 bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
 {
-    *heap = (ta_heap){0};
+    memset(heap, 0, offsetof(ta_heap, index_state));
     if (config)
         heap->config = *config;
     else
@@ -31,6 +33,8 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
     heap->config.arena_size = heap->arena_size;
     heap->secret = ta_os_random_secret();
     heap->index = ta_index_for_policy(heap->config.policy);
+    if (heap->index->init)
+        heap->index->init(heap);
     return pthread_mutex_init(&heap->lock, NULL) == 0;
 }
 
@@ -76,73 +80,53 @@ void ta_heap_unlock(ta_heap *heap)
     depth--;
 }
 
-/* A free chunk of at least `chunk_size` bytes from the index or a new arena (`is_fresh`:
-   zeros, or junk with config.junk), or NULL. */
-static ta_chunk *find_or_map(ta_heap *heap, size_t chunk_size, bool *is_fresh, bool *is_whole,
-                             ta_fault *fault)
+/* A new arena's chunk, filed, carved: see ta_heap_alloc. NULL when no map is possible or the
+   index is damaged (the fresh arena is then returned). */
+static ta_chunk *take_fresh(ta_heap *heap, size_t need, size_t search, size_t alignment,
+                            ta_fault *fault)
 {
-    ta_chunk *chunk = heap->index->find(heap, chunk_size);
-    if (heap->bad_link) { /* the search met a damaged link: the allocation fails */
-        *fault = ta_take_bad_link(heap);
-        return NULL;
-    }
-    if (chunk) {
-        if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk)) {
-            *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST, chunk};
-            return NULL;
-        }
-        if (!ta_index_verify(heap, chunk)) {
-            *fault = ta_take_bad_link(heap);
-            return NULL;
-        }
-        /* taking the chunk may rewrite its successor's header: verify it first */
-        if (!ta_chunk_is_sealed(heap, ta_chunk_next(chunk))) {
-            *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(chunk)};
-            return NULL;
-        }
-        return chunk;
-    }
     bool is_dedicated = false;
-    chunk = ta_arena_map(heap, chunk_size, &is_dedicated);
-    *is_fresh = chunk != NULL;
-    *is_whole = is_dedicated && heap->config.guard;
-    return chunk;
+    ta_chunk *chunk = ta_arena_map(heap, search, &is_dedicated);
+    if (chunk == NULL)
+        return NULL;
+    if (heap->config.junk)
+        ta_junk_fresh(chunk);
+    ta_arena_note_taken(heap, chunk);
+    if (is_dedicated && heap->config.guard) /* the block ends where the guard begins */
+        need = TA_TAKE_ALL;
+    ta_chunk *block = ta_chunk_take(heap, chunk, need, alignment, false, fault);
+    if (block == NULL) {
+        ta_arena *arena = ta_arena_if_whole(heap, chunk);
+        ta_arena_note_retained(heap, arena);
+        ta_arena_unmap_new(heap, arena);
+    }
+    return block;
 }
 
-/* Splits the free chunk `chunk` so that the payload of its second part is aligned to
-   `alignment`; the first part stays free. Returns the second part. */
-static ta_chunk *split_leading_gap(ta_heap *heap, ta_chunk *chunk, size_t alignment)
+/* A free chunk of the index, taken: NULL when none fits or the index is damaged. */
+static ta_chunk *take_filed(ta_heap *heap, size_t need, size_t search, size_t alignment,
+                            ta_fault *fault)
 {
-    uintptr_t payload = (uintptr_t)ta_chunk_payload(chunk);
-    size_t gap = ta_align_up(payload, alignment) - payload;
-    if (gap == 0)
-        return chunk;
-    if (gap < TA_MIN_CHUNK_SIZE)
-        gap += alignment;
-    size_t size = ta_chunk_size(chunk);
-    ta_chunk *rest = (ta_chunk *)((char *)chunk + gap);
-    ta_chunk_write(heap, rest, size - gap, TA_FREE | TA_PREV_FREE);
-    ta_chunk_write(heap, chunk, gap, TA_FREE | (chunk->size_word & TA_KEPT));
-    ta_index_insert_after(heap, chunk, rest);
-    heap->stats.free_count++;
-    heap->stats.free_bytes -= TA_HEADER_SIZE;
-    ta_count(heap, TALLOC_EVENT_ALIGNED_SPLIT);
-    return rest;
-}
-
-/* Zeroes what a chunk from a freshly mapped arena may hold besides zeros: the free-chunk
-   fields at its start and the footer at its end. */
-static void zero_fresh(ta_chunk *chunk)
-{
-    size_t payload_size = ta_chunk_size(chunk) - TA_HEADER_SIZE;
-    char *payload = ta_chunk_payload(chunk);
-    memset(payload, 0, TA_MIN_CHUNK_SIZE - TA_HEADER_SIZE);
-    memset(payload + payload_size - 16, 0, 16);
+    ta_chunk *chunk = ta_index_find(heap, search);
+    if (chunk == NULL)
+        return NULL;
+    if (heap->config.junk) { /* what it hands out (and the tail header it writes) is junk */
+        const void *damage = ta_junk_check_take(chunk, search);
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+    }
+    bool was_empty = ta_arena_if_whole(heap, chunk) != NULL;
+    ta_arena_note_taken(heap, chunk);
+    ta_chunk *block = ta_chunk_take(heap, chunk, need, alignment, true, fault);
+    if (block == NULL && was_empty)
+        ta_arena_note_retained(heap, ta_arena_if_whole(heap, chunk));
+    return block;
 }
 
 /*
  * Allocates `size` bytes aligned to `alignment` (a power of two). NULL with errno ENOMEM
- * when the size cannot be represented or the OS layer refuses memory.
+ * when the size cannot be represented, the OS layer refuses memory, or the index met damage
+ * (reported through `fault`).
  */
 void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault)
 {
@@ -156,37 +140,30 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
     size_t request = size;
     if (heap->config.canary)
         size += TA_CANARY_RESERVE;
-    size_t chunk_size = ta_chunk_size_for(size);
-    bool is_aligned = alignment > TALLOC_ALIGNMENT;
-    size_t search_size = is_aligned ? chunk_size + alignment + TA_MIN_CHUNK_SIZE : chunk_size;
-    bool is_fresh = false, is_whole = false;
-    ta_chunk *chunk = find_or_map(heap, search_size, &is_fresh, &is_whole, fault);
-    if (chunk == NULL) {
+    size_t need = ta_chunk_size_for(size);
+    size_t search = alignment > TALLOC_ALIGNMENT ? need + alignment + TA_MIN_CHUNK_SIZE : need;
+    bool is_fresh = false;
+    ta_chunk *block = take_filed(heap, need, search, alignment, fault);
+    if (block == NULL && heap->index_fault.error == TALLOC_ERROR_NONE &&
+        fault->error == TALLOC_ERROR_NONE) {
+        block = take_fresh(heap, need, search, alignment, fault);
+        is_fresh = true;
+    }
+    if (block == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    if (heap->config.junk && !is_fresh) { /* a new arena was junk-filled just now */
-        const void *damage = ta_junk_check_take(chunk, search_size);
-        if (damage)
-            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
-    }
-    ta_arena_note_taken(heap, chunk);
-    if (is_aligned)
-        chunk = split_leading_gap(heap, chunk, alignment);
-    if (is_whole) /* a guarded dedicated arena: the block ends where the guard begins */
-        chunk_size = ta_chunk_size(chunk);
-    chunk = ta_chunk_take(heap, chunk, chunk_size);
-    void *payload = ta_chunk_payload(chunk);
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    void *payload = ta_chunk_payload(block);
+    size_t usable = ta_chunk_size(block) - TA_HEADER_SIZE;
     if (is_zeroed) {
         ta_track_open(payload, usable);
         if (is_fresh && !heap->config.junk) /* else junk-filled, not zero */
-            zero_fresh(chunk);
+            ta_chunk_zero_fresh(block);
         else
             memset(payload, 0, usable);
     }
     if (heap->config.canary)
-        ta_canary_write(heap, chunk, request);
+        ta_canary_write(heap, block, request);
     ta_track_alloc(payload, request, usable, is_zeroed);
     heap->stats.alloc_total++;
     return payload;
@@ -216,10 +193,12 @@ static TAlloc_error classify_bad_header(const ta_heap *heap, const ta_arena *are
 
 /*
  * The one validator for pointers users hand back: ownership, alignment, header integrity,
- * state - in that order, and before anything in the header is trusted. Returns the chunk, or
- * NULL with `fault` set (`if_free` is the error for a chunk that is already free).
+ * state - in that order, and before anything in the header is trusted. Returns the chunk (and
+ * its arena in `*owner` when not NULL), or NULL with `fault` set (`if_free` is the error for
+ * a chunk that is already free).
  */
-ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault)
+ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_arena **owner,
+                           ta_fault *fault)
 {
     TAlloc_error error = TALLOC_ERROR_NONE;
     ta_arena *arena = ta_arena_find(heap, ptr);
@@ -232,31 +211,55 @@ ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
         error = classify_bad_header(heap, arena, ptr, if_free);
     else if (ta_chunk_is_free(chunk) || (chunk->size_word & TA_QUARANTINED))
         error = if_free;
-    if (error == TALLOC_ERROR_NONE)
+    if (error == TALLOC_ERROR_NONE) {
+        if (owner)
+            *owner = arena;
         return chunk;
+    }
     *fault = (ta_fault){error, ptr};
     return NULL;
 }
 
-/* Frees and merges an allocated chunk; `is_tracked` when the sanitizers already saw it go. */
-static void free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault, bool is_tracked)
+/* After a free produced the free chunk `merged`: an arena left empty goes (its chunk is out of
+   the index already) or stays retained. */
+static void settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged, bool is_arena_empty)
+{
+    if (is_arena_empty) {
+        ta_arena_release(heap, arena);
+        return;
+    }
+    if (ta_arena_is_whole(arena, merged)) {
+        ta_arena_note_retained(heap, arena);
+        ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
+    }
+}
+
+/* Frees and merges an allocated chunk; `is_tracked` when the sanitizers already saw it go.
+   False when the free met damage (reported through `fault`): the chunk stays allocated. */
+static bool free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault,
+                       bool is_tracked)
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     const char *chunk_end = (const char *)ta_chunk_next(chunk);
-    ta_chunk *merged = ta_chunk_release(heap, chunk, fault);
-    if (merged == NULL)
-        return;
+    bool is_arena_empty = false;
+    ta_chunk *merged = ta_chunk_release(heap, chunk, arena, &is_arena_empty, fault);
+    if (merged == NULL) {
+        if (fault->error == TALLOC_ERROR_NONE)
+            *fault = ta_index_take_fault(heap);
+        return false;
+    }
     if (!is_tracked)
         ta_track_free(ta_chunk_payload(chunk), usable);
-    if (heap->config.junk)
+    if (heap->config.junk && !is_arena_empty)
         ta_junk_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
-    ta_arena_on_free(heap, merged);
+    settle_arena(heap, arena, merged, is_arena_empty);
+    return true;
 }
 
-void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
 {
-    free_chunk(heap, chunk, fault, false);
+    free_chunk(heap, chunk, arena, fault, false);
 }
 
 /* ---- free as the program calls it: canary, quarantine ----------------------------------- */
@@ -277,8 +280,8 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
     uint64_t flags = chunk->size_word & TA_FLAG_MASK;
     ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags & TA_KEPT);
     ta_fault met = {TALLOC_ERROR_NONE, NULL};
-    free_chunk(heap, chunk, &met, true);
-    if (met.error != TALLOC_ERROR_NONE) {
+    ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
+    if (!free_chunk(heap, chunk, arena, &met, true)) {
         ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags);
         if (fault->error == TALLOC_ERROR_NONE)
             *fault = met;
@@ -322,7 +325,7 @@ static bool quarantine(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
     return true;
 }
 
-void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
 {
     size_t request;
     const void *damage;
@@ -331,53 +334,41 @@ void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         return;
     }
     if (!quarantine(heap, chunk, fault))
-        ta_heap_free_chunk(heap, chunk, fault);
+        ta_heap_free_chunk(heap, chunk, arena, fault);
 }
 
-/* Grows `chunk` in place into its free successor `next`; false when that is too small, or
-   (with `fault` set) when the header after `next`, which absorbing it rewrites, is damaged. */
-static bool grow_in_place(ta_heap *heap, ta_chunk *chunk, ta_chunk *next, size_t chunk_size,
-                          ta_fault *fault)
+/* ---- trim -------------------------------------------------------------------------------- */
+
+/* Unmaps every empty arena: the standard ones retained for reuse, and any a free kept because
+   a damaged link stopped its chunk from leaving the index then. Returns how many. */
+size_t ta_heap_trim_arenas(ta_heap *heap)
 {
-    size_t size = ta_chunk_size(chunk);
-    size_t next_size = ta_chunk_size(next);
-    if (!ta_chunk_is_free(next) || size + next_size < chunk_size)
-        return false;
-    if (!ta_chunk_is_sealed(heap, ta_chunk_next(next))) {
-        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, ta_chunk_next(next)};
-        return false;
+    size_t released = 0;
+    uint64_t limit = heap->stats.map_count + 1;
+    for (ta_arena *a = heap->arena_first, *next; a && limit-- > 0; a = next) {
+        next = a->next;
+        ta_chunk *chunk = ta_arena_first_chunk(a);
+        if (!ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk) ||
+            !ta_arena_is_whole(a, chunk))
+            continue;
+        ta_index_begin(heap);
+        if (!ta_index_end(heap, ta_index_verify(heap, chunk) && ta_index_remove(heap, chunk)))
+            continue; /* a damaged link stays noted for the call to report */
+        if (!a->is_dedicated)
+            heap->empty_arena_count--;
+        ta_arena_release(heap, a);
+        released++;
     }
-    if (heap->config.junk) {
-        const void *damage = ta_junk_check_take(next, chunk_size - size);
-        if (damage)
-            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
-    }
-    size_t rest = size + next_size - chunk_size;
-    size_t new_size = rest >= TA_MIN_CHUNK_SIZE ? chunk_size : size + next_size;
-    heap->stats.free_count--;
-    heap->stats.free_bytes -= next_size - TA_HEADER_SIZE;
-    heap->stats.allocated_bytes += new_size - size;
-    if (rest >= TA_MIN_CHUNK_SIZE) {
-        /* the tail's header may land on next's links: move the links first */
-        ta_chunk *tail = (ta_chunk *)((char *)chunk + new_size);
-        ta_index_replace(heap, next, tail);
-        ta_chunk_write(heap, tail, rest, TA_FREE);
-        heap->stats.free_count++;
-        heap->stats.free_bytes += rest - TA_HEADER_SIZE;
-    } else {
-        ta_index_remove(heap, next);
-        ta_chunk_set_prev_free(heap, ta_chunk_next(next), false);
-    }
-    ta_chunk_unseal(next); /* inside the block now: no valid header may remain there */
-    ta_chunk_write(heap, chunk, new_size, chunk->size_word & TA_KEPT);
-    ta_count(heap, TALLOC_EVENT_REALLOC_GROW_IN_PLACE);
-    return true;
+    return released;
 }
+
+/* ---- realloc ------------------------------------------------------------------------------ */
 
 /* realloc of a non-NULL pointer to a non-zero size. */
 void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
 {
-    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, fault);
+    ta_arena *arena;
+    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &arena, fault);
     if (chunk == NULL) {
         errno = EINVAL;
         return NULL;
@@ -388,8 +379,11 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
         errno = EINVAL;
         return NULL;
     }
-    if (ta_chunk_is_free(next) && !ta_index_verify(heap, next)) {
-        *fault = ta_take_bad_link(heap);
+    ta_index_begin(heap);
+    bool is_next_ok = !ta_chunk_is_free(next) || ta_index_verify(heap, next);
+    ta_index_end(heap, false);
+    if (!is_next_ok) {
+        *fault = ta_index_take_fault(heap);
         errno = EINVAL;
         return NULL;
     }
@@ -407,31 +401,42 @@ void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
         errno = ENOMEM;
         return NULL;
     }
-    size_t chunk_size = ta_chunk_size_for(heap->config.canary ? size + TA_CANARY_RESERVE : size);
-    if (chunk_size <= ta_chunk_size(chunk)) {
-        ta_chunk_shrink(heap, chunk, chunk_size);
+    size_t need = ta_chunk_size_for(heap->config.canary ? size + TA_CANARY_RESERVE : size);
+    if (need <= ta_chunk_size(chunk)) {
+        if (ta_chunk_shrink(heap, chunk, need) && heap->config.junk &&
+            ta_chunk_size(chunk) < usable + TA_HEADER_SIZE)
+            ta_junk_freed(ta_chunk_next(chunk), ta_chunk_next(chunk), (char *)ptr + usable);
         if (heap->config.canary)
             ta_canary_write(heap, chunk, size);
         ta_track_resize(ptr, usable, size);
         ta_count(heap, TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE);
         return ptr;
     }
-    if (grow_in_place(heap, chunk, next, chunk_size, fault)) {
-        if (heap->config.canary)
-            ta_canary_write(heap, chunk, size);
-        ta_track_resize(ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE, size);
-        return ptr;
-    }
-    if (fault->error != TALLOC_ERROR_NONE) {
-        errno = EINVAL;
-        return NULL;
+    if (ta_chunk_is_free(next) && ta_chunk_size(chunk) + ta_chunk_size(next) >= need) {
+        if (heap->config.junk && ta_chunk_is_sealed(heap, ta_chunk_next(next))) {
+            const void *damage = ta_junk_check_take(next, need - ta_chunk_size(chunk));
+            if (damage) /* reported; the memory is handed out all the same */
+                *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+        }
+        if (ta_chunk_grow(heap, chunk, need, fault)) {
+            if (heap->config.canary)
+                ta_canary_write(heap, chunk, size);
+            ta_track_resize(ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE, size);
+            return ptr;
+        }
+        if (fault->error == TALLOC_ERROR_NONE)
+            *fault = ta_index_take_fault(heap);
+        if (fault->error != TALLOC_ERROR_NONE) {
+            errno = EINVAL;
+            return NULL;
+        }
     }
     void *moved = ta_heap_alloc(heap, size, TALLOC_ALIGNMENT, false, fault);
     if (moved == NULL)
         return NULL;
     ta_track_resize(ptr, usable, kept); /* the old payload is copied */
     memcpy(moved, ptr, kept);
-    ta_heap_free_user(heap, chunk, fault);
+    ta_heap_free_user(heap, chunk, arena, fault);
     ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
     return moved;
 }

@@ -19,9 +19,9 @@
  *   | size_word  (8)         |          | size_word  (8) FREE    |
  *   | check      (8)         |          | check      (8)         |
  *   +------------------------+ <- ptr   +------------------------+
- *   | payload ...            |          | next_free  (8)         |
- *   |                        |          | prev_free  (8)         |
- *   |                        |          | mark       (8)         |
+ *   | payload ...            |          | index word 0 (8)       |
+ *   |                        |          | index word 1 (8)       |
+ *   |                        |          | index word 2 (8)       |
  *   |                        |          | ...                    |
  *   |                        |          | footer = size (8)      |
  *   +------------------------+          +------------------------+
@@ -31,7 +31,8 @@
  * arena is empty" without reading anything but headers). check = ta_chunk_check_value(heap secret, header address, size_word): a keyed
  * value bound to the header's address, so neither a constant magic nor a header copied
  * elsewhere passes. The footer (a boundary tag) lets free find a free predecessor's header in
- * O(1): prev = (char *)c - footer_of_prev. The mark word is scratch for the checker (I5).
+ * O(1): prev = (char *)c - footer_of_prev. The three index words belong to the free index
+ * policy (its links, encoded with ta_link_*); words 0 and 1 are links in every policy.
  *
  * Subtleties
  * - TA_PREV_FREE of the first chunk of an arena is always clear; the fence carries
@@ -67,6 +68,15 @@
 #include "talloc.h"
 
 #define TA_HIDDEN __attribute__((visibility("hidden")))
+/* The checker's code carries no fuzzer coverage (like check.c): its comparisons would only
+   add noise to libFuzzer's feedback and dominate its time. */
+#if defined(__clang__)
+#define TA_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#elif defined(__GNUC__) && __GNUC__ >= 12
+#define TA_NO_COVERAGE __attribute__((no_sanitize_coverage))
+#else
+#define TA_NO_COVERAGE
+#endif
 
 enum {
     TA_HEADER_SIZE = 16,         /* chunk header bytes */
@@ -87,9 +97,7 @@ enum {
 typedef struct ta_chunk {
     uint64_t size_word;          /* chunk bytes | TA_FREE | TA_PREV_FREE */
     uint64_t check;              /* ta_chunk_check_value(...) */
-    uintptr_t next_link;         /* valid while free: free-index links, encoded (ta_link_*) */
-    uintptr_t prev_link;
-    uint64_t mark;               /* valid while free: scratch for the checker */
+    uintptr_t word[3];           /* valid while free: the free index's, encoded (ta_link_*) */
 } ta_chunk;
 
 enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
@@ -109,12 +117,16 @@ typedef struct ta_arena {
 _Static_assert(sizeof(ta_arena) == TA_ARENA_HEADER_SIZE, "arena header size");
 _Static_assert(sizeof(ta_chunk) + 8 <= TA_MIN_CHUNK_SIZE, "free chunk fields fit a min chunk");
 
-/* The free index: where a free chunk of a given size is found. One table per policy. */
-typedef struct ta_free_index_ops {
-    const char *name;
-    /* the chosen free chunk for a chunk of `chunk_size` bytes, or NULL */
-    ta_chunk *(*find)(struct TAlloc_heap *heap, size_t chunk_size);
-} ta_free_index_ops;
+/* A detected error, reported after the heap's lock is released. */
+typedef struct ta_fault {
+    TAlloc_error error;
+    const void *address;
+} ta_fault;
+
+struct ta_index_ops;
+
+/* Bytes of the heap's control block each free index policy may keep its structure in. */
+enum { TA_INDEX_STATE_SIZE = 69632 };
 
 struct TAlloc_heap {
     pthread_mutex_t lock;
@@ -122,13 +134,9 @@ struct TAlloc_heap {
     size_t arena_size;           /* standard arena bytes, page-rounded */
     size_t page_size;
     uint64_t secret;             /* key of every check value in this heap */
-    const ta_free_index_ops *index;
-    ta_chunk *free_head;         /* address-ordered free list (both policies) */
-    ta_chunk *finger;            /* the chunk a walk of the list placed last, or NULL once it
-                                    left the list (never a block's payload): a walk for a
-                                    chunk above it may start there */
-    const void *bad_link;        /* a damaged free-list link met during this call (reported
-                                    as "corrupted free list" when the call ends), or NULL */
+    const struct ta_index_ops *index;
+    ta_fault index_fault;        /* the first damage the free index met during this call
+                                    (reported when the call ends), or none */
     ta_arena *arena_first;       /* creation order */
     ta_arena *arena_last;
     /* the arena registry (arena.c): who owns a pointer, without a search */
@@ -155,15 +163,11 @@ struct TAlloc_heap {
                                     re-keys the heap under a new secret first */
     struct TAlloc_heap *registry_next; /* every live heap, for the fork handlers (fork.c) */
     struct TAlloc_heap *registry_prev;
+    /* the policy's structure (index_*.c only); zero when the heap is created */
+    _Alignas(64) unsigned char index_state[TA_INDEX_STATE_SIZE];
 };
 
 typedef struct TAlloc_heap ta_heap;
-
-/* A detected error, reported after the heap's lock is released. */
-typedef struct ta_fault {
-    TAlloc_error error;
-    const void *address;
-} ta_fault;
 
 /* ---- chunk.c: headers, boundary tags, split and merge --------------------------------- */
 /* The keyed check value of a header at `address` holding `size_word`. Inline: the checker
@@ -197,9 +201,6 @@ TA_HIDDEN void ta_chunk_unseal(ta_chunk *chunk);
 TA_HIDDEN size_t ta_chunk_size_for(size_t request_size);
 TA_HIDDEN void ta_chunk_write(const ta_heap *heap, ta_chunk *chunk, size_t size, uint64_t flags);
 TA_HIDDEN void ta_chunk_set_prev_free(const ta_heap *heap, ta_chunk *chunk, bool is_prev_free);
-TA_HIDDEN ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t chunk_size);
-TA_HIDDEN ta_chunk *ta_chunk_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
-TA_HIDDEN void ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t chunk_size);
 
 static inline size_t ta_chunk_size(const ta_chunk *c) { return (size_t)(c->size_word & ~TA_FLAG_MASK); }
 static inline bool ta_chunk_is_free(const ta_chunk *c) { return (c->size_word & TA_FREE) != 0; }
@@ -209,21 +210,79 @@ static inline void *ta_chunk_payload(const ta_chunk *c) { return (char *)c + TA_
 static inline ta_chunk *ta_chunk_from_payload(const void *p) { return (ta_chunk *)((char *)p - TA_HEADER_SIZE); }
 static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)((char *)c + ta_chunk_size(c) - 8); }
 
+/*
+ * Chunk surgery (chunk.c). Each is one step from a sound heap to a sound heap: it verifies
+ * every header, boundary tag and index link it is about to write through before it writes
+ * anything, and on damage returns NULL/false with `fault` set (or the index's fault noted),
+ * having changed nothing.
+ */
+/* An allocated chunk of `need` bytes at the start of the free chunk `chunk` (validated; in
+   the index unless `is_filed` is false, as for a fresh arena's chunk); the tail is freed when
+   it can hold a chunk. With `alignment` > 16 the block starts at the first payload so aligned
+   that the gap before it can be a free chunk, which stays free. */
+TA_HIDDEN ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t need, size_t alignment,
+                                  bool is_filed, ta_fault *fault);
+#define TA_TAKE_ALL SIZE_MAX /* need: all of the chunk after the gap */
+/* Frees the allocated chunk `chunk` of `arena`, merging it with its free neighbours. Returns
+   the free chunk that holds it, or NULL. When that free chunk would be its whole arena and
+   the arena is to be released (ta_arena_is_released), it is left out of the index and
+   `*is_arena_empty` is set: the caller releases the arena. */
+TA_HIDDEN ta_chunk *ta_chunk_release(ta_heap *heap, ta_chunk *chunk, ta_arena *arena,
+                                     bool *is_arena_empty, ta_fault *fault);
+/* Shrinks the allocated chunk to `need` bytes when the tail can be a chunk (freed, merging
+   with a free successor). False (nothing changed) when the index is damaged. */
+TA_HIDDEN bool ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t need);
+/* Grows the allocated chunk in place over its free successor to at least `need` bytes.
+   False when the successor is not free or too small, or (with `fault` set) damaged. */
+TA_HIDDEN bool ta_chunk_grow(ta_heap *heap, ta_chunk *chunk, size_t need, ta_fault *fault);
+/* Zeroes what a chunk from a freshly mapped arena may hold besides zeros. */
+TA_HIDDEN void ta_chunk_zero_fresh(ta_chunk *chunk);
+
+/* The I6 counters: the only code that changes heap->stats' chunk and arena totals. */
+static inline void ta_account_chunk(ta_heap *heap, bool is_free, size_t chunk_size, int sign)
+{
+    size_t payload = chunk_size - TA_HEADER_SIZE;
+    if (is_free) {
+        heap->stats.free_count += (size_t)(ptrdiff_t)sign;
+        heap->stats.free_bytes += (size_t)(ptrdiff_t)sign * payload;
+    } else {
+        heap->stats.allocated_count += (size_t)(ptrdiff_t)sign;
+        heap->stats.allocated_bytes += (size_t)(ptrdiff_t)sign * payload;
+    }
+}
+
+static inline void ta_account_arena(ta_heap *heap, size_t map_size, int sign)
+{
+    heap->stats.arena_count += (size_t)(ptrdiff_t)sign;
+    heap->stats.mapped_bytes += (size_t)(ptrdiff_t)sign * map_size;
+    if (sign > 0)
+        heap->stats.map_count++;
+    else
+        heap->stats.unmap_count++;
+}
+
 /* ---- arena.c: mapping, unmapping and finding arenas ----------------------------------- */
+/* Maps an arena for a chunk of `chunk_size` bytes and returns its one free chunk, not yet in
+   the index; NULL when the OS layer refuses. */
 TA_HIDDEN ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated);
-TA_HIDDEN void ta_arena_unmap(ta_heap *heap, ta_arena *arena);
+/* Returns an arena whose chunk could not be filed (ta_arena_map's, untouched since). */
+TA_HIDDEN void ta_arena_unmap_new(ta_heap *heap, ta_arena *arena);
+/* Whether an arena that became one free chunk goes back to the OS (else it is retained). */
+TA_HIDDEN bool ta_arena_is_released(const ta_heap *heap, const ta_arena *arena);
+/* Unmaps an arena whose one free chunk has left the index (or never joined it). */
+TA_HIDDEN void ta_arena_release(ta_heap *heap, ta_arena *arena);
+/* An empty standard arena stops being empty (a chunk is taken from it) or becomes so. */
+TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
+TA_HIDDEN void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
 TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address);
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
-TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
-/* A free produced `chunk`: a whole arena is retained or unmapped; when a dedicated one goes,
-   its first block's address is remembered (ta_arena_was_recent_large). */
-TA_HIDDEN void ta_arena_on_free(ta_heap *heap, ta_chunk *chunk);
 TA_HIDDEN bool ta_arena_is_whole(const ta_arena *arena, const ta_chunk *chunk);
-TA_HIDDEN size_t ta_arena_trim(ta_heap *heap);
-TA_HIDDEN void ta_arena_registry_free(ta_heap *heap);
+/* The arena of which `chunk` (a sealed header) is the only chunk, or NULL. */
+TA_HIDDEN ta_arena *ta_arena_if_whole(const ta_heap *heap, const ta_chunk *chunk);
 TA_HIDDEN void ta_arena_registry_init(ta_heap *heap);
+TA_HIDDEN void ta_arena_registry_free(ta_heap *heap);
 /* Room in the registry for one more arena; false when a metadata map was refused. */
 TA_HIDDEN bool ta_arena_reserve(ta_heap *heap, bool is_dedicated);
 TA_HIDDEN void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena);
@@ -234,11 +293,11 @@ TA_HIDDEN ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
 
-/* ---- free-list links -------------------------------------------------------------------
- * A link is stored XORed with a key drawn from the heap's secret and the link's own address
- * (safe-linking, keyed): a stray write, or a link copied from elsewhere, decodes to an address
- * that fails the checks made before any link is followed (16-byte aligned, inside an arena,
- * and the neighbour links back). */
+/* ---- index words -----------------------------------------------------------------------
+ * An index word is stored XORed with a key drawn from the heap's secret and the word's own
+ * address (safe-linking, keyed): a stray write, or a word copied from elsewhere, decodes to a
+ * value that fails the checks made before any link is followed (16-byte aligned, inside an
+ * arena, naming what the policy expects there). */
 static inline uintptr_t ta_link_key(const ta_heap *heap, const uintptr_t *field)
 {
     return heap->secret ^ ((uintptr_t)field * 0x9E3779B97F4A7C15u);
@@ -254,41 +313,107 @@ static inline void ta_link_set(const ta_heap *heap, uintptr_t *field, const ta_c
     *field = (uintptr_t)target ^ ta_link_key(heap, field);
 }
 
-/* ---- free_index.c: the address-ordered free list and the placement policies ----------- */
-/* The chunk a link names when it may be followed: NULL or a 16-byte aligned header inside
-   one of the heap's arenas. */
-TA_HIDDEN bool ta_link_is_plausible(const ta_heap *heap, const ta_chunk *target);
-TA_HIDDEN const ta_free_index_ops *ta_index_for_policy(TAlloc_policy policy);
-/* Where a chunk joins the list: between `prev` and `next` (either may be NULL). */
-typedef struct ta_slot {
-    ta_chunk *prev, *next;
-} ta_slot;
-TA_HIDDEN bool ta_index_locate(ta_heap *heap, ta_chunk *chunk, ta_chunk *after, ta_slot *slot);
-TA_HIDDEN void ta_index_link(ta_heap *heap, ta_chunk *chunk, const ta_slot *slot);
-/* locate + link; false (nothing written, the damaged link noted) when the list is damaged. */
-TA_HIDDEN bool ta_index_insert(ta_heap *heap, ta_chunk *chunk);
-TA_HIDDEN void ta_index_insert_after(ta_heap *heap, ta_chunk *prev, ta_chunk *chunk);
-/* Whether the free chunk's links and its neighbours' links back are intact (else noted in
-   heap->bad_link); checked before a chunk is taken, merged or unmapped. */
-TA_HIDDEN bool ta_index_verify(ta_heap *heap, ta_chunk *chunk);
-/* The fault for the damaged link ta_index_verify noted (the note is cleared). */
-static inline ta_fault ta_take_bad_link(ta_heap *heap)
+static inline uintptr_t ta_word_get(const ta_heap *heap, const uintptr_t *field)
 {
-    ta_fault fault = {TALLOC_ERROR_CORRUPTED_FREE_LIST, heap->bad_link};
-    heap->bad_link = NULL;
+    return *field ^ ta_link_key(heap, field);
+}
+
+static inline void ta_word_set(const ta_heap *heap, uintptr_t *field, uintptr_t value)
+{
+    *field = value ^ ta_link_key(heap, field);
+}
+
+/* ---- the free index (index.c, index_segregated.c, index_tree.c) ------------------------
+ * Where free chunks are filed and found. The chunk and heap layers call only the ta_index_*
+ * functions below; each policy's structure is private to its file (in heap->index_state).
+ * Chunks passed in are free chunks whose headers the caller has validated or is about to
+ * write; sizes are chunk sizes, given explicitly (the header may not be written yet).
+ *
+ * An op that meets damage notes it (ta_index_note) and returns NULL/false. Ops between
+ * ta_index_begin and ta_index_end form one step: with the tree policies nothing reaches
+ * memory before ta_index_end(heap, true), so a failure anywhere undoes the whole step. The
+ * segregated lists write at once; for them the caller verifies first every chunk a step
+ * removes or replaces (ta_index_verify) and every size it files (ta_index_verify_insert),
+ * after which the step's ops cannot fail.
+ */
+typedef struct ta_index_check {
+    void (*violation)(void *ctx, int invariant, const void *address, const char *detail);
+    void *ctx;
+    ta_arena *(*find_arena)(const ta_heap *heap, const void *address);
+    uint64_t epoch;              /* mark of this check (policies that mark chunks) */
+    size_t reached;              /* free chunks the index holds, counted by the check */
+} ta_index_check;
+
+typedef struct ta_index_ops {
+    const char *name;
+    void (*init)(ta_heap *heap);
+    /* the chosen free chunk for `chunk_size` bytes (validated, big enough), or NULL */
+    ta_chunk *(*find)(ta_heap *heap, size_t chunk_size);
+    bool (*verify)(ta_heap *heap, ta_chunk *chunk);
+    bool (*verify_insert)(ta_heap *heap, size_t chunk_size);
+    bool (*insert)(ta_heap *heap, ta_chunk *chunk, size_t chunk_size);
+    bool (*remove)(ta_heap *heap, ta_chunk *chunk);
+    /* `new_chunk` of `new_size` bytes takes the place of `old_chunk` (split, merged or
+       resized; no other free chunk lies between them; they may overlap) */
+    bool (*replace)(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk, size_t new_size);
+    void (*begin)(ta_heap *heap);             /* NULL: ops write at once */
+    void (*end)(ta_heap *heap, bool is_commit);
+    /* I5: checks the structure (violations through ck), counts what it holds */
+    void (*check)(ta_heap *heap, ta_index_check *ck);
+    /* whether the last check reached `chunk` (a free chunk of the walk) */
+    bool (*is_reached)(const ta_heap *heap, const ta_chunk *chunk, const ta_index_check *ck);
+    /* re-encodes a free chunk's index words from one secret to the heap's current one */
+    void (*rekey)(ta_heap *heap, ta_chunk *chunk, uint64_t old_secret);
+} ta_index_ops;
+
+TA_HIDDEN const ta_index_ops *ta_index_for_policy(TAlloc_policy policy);
+/* Notes the first damage met in this call (reported when it ends); returns false. */
+TA_HIDDEN bool ta_index_note(ta_heap *heap, TAlloc_error error, const void *address);
+/* Whether `target` (decoded from a link) is a 16-byte aligned header whose payload lies in
+   one of the heap's arenas: its words may be read. */
+TA_HIDDEN bool ta_index_is_plausible(const ta_heap *heap, const ta_chunk *target);
+/* Plausible and a valid free chunk header (not quarantined). */
+TA_HIDDEN bool ta_index_is_free_chunk(const ta_heap *heap, const ta_chunk *target);
+
+static inline ta_chunk *ta_index_find(ta_heap *heap, size_t size) { return heap->index->find(heap, size); }
+static inline bool ta_index_verify(ta_heap *heap, ta_chunk *c) { return heap->index->verify(heap, c); }
+static inline bool ta_index_verify_insert(ta_heap *heap, size_t size) { return heap->index->verify_insert(heap, size); }
+static inline bool ta_index_insert(ta_heap *heap, ta_chunk *c, size_t size) { return heap->index->insert(heap, c, size); }
+static inline bool ta_index_remove(ta_heap *heap, ta_chunk *c) { return heap->index->remove(heap, c); }
+static inline bool ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk, size_t size)
+{
+    return heap->index->replace(heap, old_chunk, new_chunk, size);
+}
+static inline void ta_index_begin(ta_heap *heap)
+{
+    if (heap->index->begin)
+        heap->index->begin(heap);
+}
+static inline bool ta_index_end(ta_heap *heap, bool is_commit)
+{
+    if (heap->index->end)
+        heap->index->end(heap, is_commit);
+    return is_commit;
+}
+/* The fault the index noted (the note is cleared). */
+static inline ta_fault ta_index_take_fault(ta_heap *heap)
+{
+    ta_fault fault = heap->index_fault;
+    heap->index_fault = (ta_fault){TALLOC_ERROR_NONE, NULL};
     return fault;
 }
-TA_HIDDEN void ta_index_remove(ta_heap *heap, ta_chunk *chunk);
-TA_HIDDEN void ta_index_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk);
 
 /* ---- heap.c: allocation paths under the lock ------------------------------------------- */
 TA_HIDDEN bool ta_heap_init(ta_heap *heap, const TAlloc_config *config);
 TA_HIDDEN void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
-TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_fault *fault);
-TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
+                                    ta_arena **owner, ta_fault *fault);
+TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
 /* free of a validated chunk: verifies its canary, then quarantines or releases it. */
-TA_HIDDEN void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+TA_HIDDEN void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
 TA_HIDDEN void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault);
+/* Unmaps every empty arena (retained, or kept by damage); returns how many. */
+TA_HIDDEN size_t ta_heap_trim_arenas(ta_heap *heap);
 TA_HIDDEN void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
 /* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when this thread
    already holds it - a signal handler or a callback re-entering the heap - instead of

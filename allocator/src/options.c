@@ -116,15 +116,8 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         config->retained_arena_count = n;
         return true;
     }
-    if (is_key(item, key_length, "policy")) {
-        if (value_length == 5 && memcmp(value, "first", 5) == 0)
-            config->policy = TALLOC_POLICY_FIRST_FIT;
-        else if (value_length == 4 && memcmp(value, "best", 4) == 0)
-            config->policy = TALLOC_POLICY_BEST_FIT;
-        else
-            return false;
-        return true;
-    }
+    if (is_key(item, key_length, "policy"))
+        return TAlloc_policy_parse(value, value_length, &config->policy) != 0;
     *why = "unknown option";
     return false;
 }
@@ -145,7 +138,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, config->arena_size);
     ta_text_str(&t, " retain=");
     ta_text_u64(&t, config->retained_arena_count);
-    ta_text_str(&t, config->policy == TALLOC_POLICY_BEST_FIT ? " policy=best" : " policy=first");
+    ta_text_str(&t, " policy=");
+    ta_text_str(&t, TAlloc_policy_name(config->policy));
     ta_text_str(&t, " canary=");
     ta_text_u64(&t, (uint64_t)config->canary);
     ta_text_str(&t, " junk=");

@@ -183,6 +183,9 @@ typedef struct th_result {
 } th_result;
 
 void th_config_init(th_config *config);
+/* The policy th_config_init chooses: TALLOC_TEST_POLICY (a TAlloc_policy_name), else TAlloc's
+   default. */
+TAlloc_policy th_default_policy(void);
 /* Runs `program` on a fresh heap, checking after every op and after a final drain.
    Returns true when no invariant was broken. */
 bool th_run_program(const th_program *program, const th_config *config, th_result *result);
@@ -203,6 +206,15 @@ void th_run_set_checking(th_run *run, bool is_checking);
 
 /* Full check of I1-I7 now; returns false (and records the failure) on a violation. */
 bool th_run_check(th_run *run, size_t op_index);
+
+/* The placement oracle (placement.c): installs into `config` (its policy and arena shape
+   filled in) the hooks of an exact model of where TAlloc places blocks under that policy, and
+   resets it; a difference is a TH_POLICY failure. One model per process. */
+void th_placement_install(th_config *config);
+/* A chunk size whose requests `policy` serves from free chunks of `chunk_size` bytes, one
+   after another, until none is left: the size itself, or under segregated fit the smallest
+   size of its class. */
+size_t th_placement_take_size(TAlloc_policy policy, size_t chunk_size);
 
 /* Prints a result's failure, or "ok", in one line. */
 void th_print_failure(const th_failure *failure, FILE *out);

@@ -12,12 +12,24 @@
 
 #include "internal.h"
 
+/* TALLOC_TEST_POLICY names the policy runs use (ctest runs the corpus under each); else
+   TAlloc's default. */
+TAlloc_policy th_default_policy(void)
+{
+    const char *name = getenv("TALLOC_TEST_POLICY");
+    TAlloc_config defaults;
+    TAlloc_config_init(&defaults);
+    if (name)
+        TAlloc_policy_parse(name, strlen(name), &defaults.policy);
+    return defaults.policy;
+}
+
 void th_config_init(th_config *config)
 {
     *config = (th_config){
         .arena_size = 16384,
         .retained_arena_count = 1,
-        .policy = TALLOC_POLICY_FIRST_FIT,
+        .policy = th_default_policy(),
         .allowed_ops = 0,
         .check_every = 1,
         .max_live_blocks = 256,
