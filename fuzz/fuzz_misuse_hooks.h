@@ -97,29 +97,6 @@ static bool is_allocation(th_op_kind kind)
            kind == TH_OP_POSIX_MEMALIGN;
 }
 
-/* After a junk report: the op handed out part of the damaged bytes (and checked only those);
-   the rest still lies in free memory, where the target puts the junk back. */
-static void clean_junk(misuse *m, th_run *run)
-{
-    pending_damage *d = &m->damage;
-    unsigned char *end = d->at + d->length;
-    for (unsigned char *p = d->at; p < end;) {
-        chunk_place s = locate(run, p);
-        if (!s.is_found)
-            break;
-        unsigned char *payload = s.chunk.payload, *next = payload + s.chunk.size;
-        unsigned char *from = payload + LINKS_AND_MARK, *to = next - FOOTER;
-        from = from > p ? from : p;
-        to = to < end ? to : end;
-        if (s.chunk.is_free && from < to) {
-            open_bytes(from, (size_t)(to - from));
-            memset(from, JUNK_BYTE, (size_t)(to - from));
-            close_bytes(from, (size_t)(to - from));
-        }
-        p = next;
-    }
-}
-
 /* A report arrived during a program op: it must be the one the damage calls for, the call
    must have kept its contract, and the heap must be whole again (restored by the handler).
    A free the program meant to make, which TAlloc refused while the damage was there, is

@@ -435,6 +435,29 @@ static void count_junk_probe(misuse *m, th_run *run, size_t op_index, size_t rep
         count_damage_detection(d, op_index, true);
 }
 
+/* After a junk report: the op handed out part of the damaged bytes (and checked only those);
+   the rest still lies in free memory, where the target puts the junk back. */
+static void clean_junk(misuse *m, th_run *run)
+{
+    pending_damage *d = &m->damage;
+    unsigned char *end = d->at + d->length;
+    for (unsigned char *p = d->at; p < end;) {
+        chunk_place s = locate(run, p);
+        if (!s.is_found)
+            break;
+        unsigned char *payload = s.chunk.payload, *next = payload + s.chunk.size;
+        unsigned char *from = payload + LINKS_AND_MARK, *to = next - FOOTER;
+        from = from > p ? from : p;
+        to = to < end ? to : end;
+        if (s.chunk.is_free && from < to) {
+            open_bytes(from, (size_t)(to - from));
+            memset(from, JUNK_BYTE, (size_t)(to - from));
+            close_bytes(from, (size_t)(to - from));
+        }
+        p = next;
+    }
+}
+
 /* Forced probe: hands out the free chunk that holds the damage - by growing its left
    neighbour over it, or (first in its arena) by allocations that the policy serves from
    chunks of its size (th_placement_take_size) until it is the one handed out. Every
@@ -478,7 +501,7 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
                             (void *)d->block, d->op_index, MAX_PROBE_ALLOCS);
                 break;
             }
-            size_t take = th_placement_take_size(m->config->policy, s.chunk.size + HEADER_SIZE);
+            size_t take = th_placement_take_size(heap, m->config->policy, s.chunk.size + HEADER_SIZE);
             void *p = TAlloc_heap_malloc(heap, take - HEADER_SIZE - reserve);
             if (p == NULL) {
                 th_run_fail(run, TH_API, NULL, "probe allocation of %zu bytes failed", s.chunk.size);
@@ -495,6 +518,8 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
              "%zu without a report", row_names[d->row], (void *)d->block, d->op_index, op_index);
     else if (!th_run_has_failed(run))
         count_junk_probe(m, run, op_index, reports);
+    if (!th_run_has_failed(run) && d->is_reported)
+        clean_junk(m, run); /* what the probe left of the damaged bytes in free memory */
     for (size_t i = 0; i < count && !th_run_has_failed(run); i++)
         TAlloc_heap_free(heap, taken[i]);
     free(taken);

@@ -448,7 +448,8 @@ static void i5_list_links(TAlloc_heap *heap, void *a, void *c)
     expect_clean(heap, "I5: back link restored");
 }
 
-/* The trees: a node's balance, and (first fit) its subtree's largest size. */
+/* The trees: a node's balance, and (first fit) its subtree's largest size: the node's check
+   fails at its third word. */
 static void i5_tree_words(TAlloc_heap *heap)
 {
     free_chunks f = {{0}, 0};
@@ -457,11 +458,12 @@ static void i5_tree_words(TAlloc_heap *heap)
         ta_chunk *n = f.chunks[i];
         uintptr_t saved = n->word[2], meta = ta_word_get(heap, &n->word[2]);
         ta_word_set(heap, &n->word[2], (meta & ~(uintptr_t)3) | ((meta & 3) + 1) % 3);
-        expect_violation(heap, TALLOC_I5_FREE_INDEX, n, "I5: a node's balance changed");
+        expect_violation(heap, TALLOC_I5_FREE_INDEX, &n->word[2], "I5: a node's balance changed");
         n->word[2] = saved;
         if (current_policy == TALLOC_POLICY_FIRST_FIT) {
             ta_word_set(heap, &n->word[2], meta + 16);
-            expect_violation(heap, TALLOC_I5_FREE_INDEX, n, "I5: a node's largest size changed");
+            expect_violation(heap, TALLOC_I5_FREE_INDEX, &n->word[2],
+                             "I5: a node's largest size changed");
             n->word[2] = saved;
         }
     }

@@ -33,7 +33,7 @@ TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
         errno = ENOMEM;
         return NULL;
     }
-    if (!ta_heap_init(heap, config)) {
+    if (!ta_heap_setup(heap, config)) {
         ta_os_unmap_metadata(&os, heap, control_size);
         errno = EINVAL;
         return NULL;
@@ -79,6 +79,16 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
 
 /* Ends a call that may have met the free index: damage it met becomes the call's report
    (unless an earlier fault is reported already), then the lock is released. */
+static void leave_noting_index(ta_heap *heap, int mode, ta_fault *fault)
+{
+    if (heap->index_fault.error != TALLOC_ERROR_NONE) {
+        ta_fault met = ta_index_take_fault(heap);
+        if (fault->error == TALLOC_ERROR_NONE)
+            *fault = met;
+    }
+    ta_heap_leave(heap, mode);
+}
+
 static void unlock_noting_links(ta_heap *heap, ta_fault *fault)
 {
     ta_fault met = ta_index_take_fault(heap);
@@ -96,10 +106,11 @@ static void report_if(ta_heap *heap, const ta_fault *fault)
 static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool is_zeroed)
 {
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    if (!ta_heap_lock(heap))
+    int mode = ta_heap_enter(heap);
+    if (mode == TA_NOT_ENTERED)
         return NULL;
-    void *p = ta_heap_alloc(heap, size, alignment, is_zeroed, &fault);
-    unlock_noting_links(heap, &fault);
+    void *p = heap->paths->alloc(heap, size, alignment, is_zeroed, &fault);
+    leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault);
     return p;
 }
@@ -153,15 +164,16 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         return;
     int saved = errno;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    if (!ta_heap_lock(heap)) {
+    int mode = ta_heap_enter(heap);
+    if (mode == TA_NOT_ENTERED) {
         errno = saved;
         return;
     }
     ta_arena *arena;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &arena, &fault);
     if (chunk)
-        ta_heap_free_user(heap, chunk, arena, &fault);
-    unlock_noting_links(heap, &fault);
+        heap->paths->free(heap, chunk, arena, &fault);
+    leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault);
     errno = saved;
 }
@@ -175,10 +187,11 @@ void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
         return NULL;
     }
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    if (!ta_heap_lock(heap))
+    int mode = ta_heap_enter(heap);
+    if (mode == TA_NOT_ENTERED)
         return NULL;
-    void *p = ta_heap_realloc(heap, ptr, size, &fault);
-    unlock_noting_links(heap, &fault);
+    void *p = heap->paths->realloc(heap, ptr, size, &fault);
+    leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault);
     return p;
 }
@@ -188,19 +201,11 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
     if (ptr == NULL)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    if (!ta_heap_lock(heap))
+    int mode = ta_heap_enter(heap);
+    if (mode == TA_NOT_ENTERED)
         return 0;
-    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, NULL, &fault);
-    size_t size = chunk ? ta_chunk_size(chunk) - TA_HEADER_SIZE : 0;
-    const void *damage;
-    if (chunk && heap->config.canary && (damage = ta_canary_damage(heap, chunk, &size))) {
-        fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage};
-        chunk = NULL;
-        size = 0;
-    }
-    if (chunk)
-        ta_track_resize(ptr, size, size); /* the caller may now use all of it */
-    ta_heap_unlock(heap);
+    size_t size = heap->paths->usable(heap, ptr, &fault);
+    ta_heap_leave(heap, mode);
     report_if(heap, &fault);
     return size;
 }
@@ -221,7 +226,7 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
     if (!ta_heap_lock(heap))
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_release_quarantine(heap, &fault);
+    ta_paths_release_quarantine(heap, &fault);
     size_t released = ta_heap_trim_arenas(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
@@ -235,7 +240,7 @@ void TAlloc_heap_release_quarantine(TAlloc_heap *heap)
     if (!ta_heap_lock(heap))
         return;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    ta_heap_release_quarantine(heap, &fault);
+    ta_paths_release_quarantine(heap, &fault);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;

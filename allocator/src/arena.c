@@ -381,11 +381,11 @@ ta_arena *ta_arena_if_whole(const ta_heap *heap, const ta_chunk *chunk)
     return ta_arena_is_whole(arena, chunk) ? arena : NULL;
 }
 
-/* Called before a free chunk is taken or split: an empty standard arena stops being empty. */
-void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk)
+/* Called before the one chunk of an empty arena is taken or split: a standard one stops
+   being empty. */
+void ta_arena_note_taken(ta_heap *heap, const ta_arena *arena)
 {
-    ta_arena *arena = ta_arena_if_whole(heap, chunk);
-    if (arena && !arena->is_dedicated)
+    if (!arena->is_dedicated)
         heap->empty_arena_count--;
 }
 

@@ -60,6 +60,14 @@ static bool end_step(ta_heap *heap, bool ok)
     return ta_index_end(heap, ok);
 }
 
+/* Phase 1 for a chunk the step will unfile or replace: an index that buffers its steps meets
+   any damage in the op itself and undoes the step, so only one that writes at once (the
+   segregated lists) verifies first. */
+static bool verify_first(ta_heap *heap, ta_chunk *chunk)
+{
+    return heap->index->begin != NULL || ta_index_verify(heap, chunk);
+}
+
 /* ---- take -------------------------------------------------------------------------------- */
 
 /* The gap before the first payload in `chunk` aligned to `alignment` that leaves room for a
@@ -82,7 +90,7 @@ static bool file_take(ta_heap *heap, ta_chunk *chunk, ta_chunk *block, size_t si
     if (!is_filed) /* a fresh arena's chunk: the gap and the tail are filed anew */
         return (!gap || (ta_index_verify_insert(heap, gap) && ta_index_insert(heap, chunk, gap))) &&
                (!tail || (ta_index_verify_insert(heap, rest) && ta_index_insert(heap, tail, rest)));
-    if (!ta_index_verify(heap, chunk))
+    if (!verify_first(heap, chunk))
         return false;
     if (gap) /* the gap keeps the free chunk's place; the tail is filed anew */
         return (tail == NULL || ta_index_verify_insert(heap, rest)) &&
@@ -104,9 +112,9 @@ ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t need, size_t alig
     size_t rest = size - gap - need;
     if (!ta_chunk_is_sealed(heap, next)) { /* its prev-free flag may change */
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
+        ta_index_end(heap, false);
         return NULL;
     }
-    ta_index_begin(heap);
     if (!end_step(heap, file_take(heap, chunk, block, size, gap, rest, is_filed)))
         return NULL;
     uint64_t kept = chunk->size_word & TA_KEPT;
@@ -154,7 +162,7 @@ static ta_chunk *free_predecessor(const ta_heap *heap, ta_chunk *chunk, const ta
 static bool file_merge(ta_heap *heap, ta_chunk *first, size_t total, ta_chunk *prev,
                        ta_chunk *next, bool is_dropped)
 {
-    if ((prev && !ta_index_verify(heap, prev)) || (next && !ta_index_verify(heap, next)))
+    if ((prev && !verify_first(heap, prev)) || (next && !verify_first(heap, next)))
         return false;
     if (is_dropped)
         return (!prev || ta_index_remove(heap, prev)) && (!next || ta_index_remove(heap, next));
@@ -221,7 +229,7 @@ bool ta_chunk_shrink(ta_heap *heap, ta_chunk *chunk, size_t need)
     ta_chunk *free_next = ta_chunk_is_free(next) ? next : NULL;
     size_t total = size - need + (free_next ? ta_chunk_size(next) : 0);
     ta_index_begin(heap);
-    bool ok = (!free_next || ta_index_verify(heap, free_next)) &&
+    bool ok = (!free_next || verify_first(heap, free_next)) &&
               ta_index_verify_insert(heap, total) &&
               (free_next ? ta_index_replace(heap, free_next, tail, total)
                          : ta_index_insert(heap, tail, total));
@@ -256,7 +264,7 @@ bool ta_chunk_grow(ta_heap *heap, ta_chunk *chunk, size_t need, ta_fault *fault)
     size_t rest = size + next_size - need;
     ta_chunk *tail = rest >= TA_MIN_CHUNK_SIZE ? at_offset(chunk, need) : NULL;
     ta_index_begin(heap);
-    bool ok = ta_index_verify(heap, next) &&
+    bool ok = verify_first(heap, next) &&
               (tail ? ta_index_verify_insert(heap, rest) && ta_index_replace(heap, next, tail, rest)
                     : ta_index_remove(heap, next));
     if (!end_step(heap, ok))

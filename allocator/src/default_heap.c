@@ -14,15 +14,15 @@ enum { UNINITIALISED, INITIALISING, READY };
 static ta_heap default_heap;
 static atomic_int default_state = UNINITIALISED;
 
-static ta_heap *initialise_slow(void)
+__attribute__((noinline, cold)) static ta_heap *initialise_slow(void)
 {
     int expected = UNINITIALISED;
     if (atomic_compare_exchange_strong_explicit(&default_state, &expected, INITIALISING,
                                                 memory_order_acquire, memory_order_acquire)) {
         TAlloc_config config;
         ta_options_load(&config);
-        if (!ta_heap_init(&default_heap, &config))
-            ta_heap_init(&default_heap, NULL);
+        if (!ta_heap_setup(&default_heap, &config))
+            ta_heap_setup(&default_heap, NULL);
         default_heap.is_default = true;
         ta_registry_add(&default_heap);
         ta_options_announce(&default_heap);

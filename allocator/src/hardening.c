@@ -1,6 +1,8 @@
 /*
- * hardening.c - the optional checks of a heap's config (TALLOC_OPTIONS: canary, junk), and the
- * re-key of a heap in a fork child (fork_rekey):
+ * hardening.c - the optional checks of a heap's config (TALLOC_OPTIONS: canary, junk, guard,
+ * quarantine), gathered in one hook table chosen when the heap is created (the allocation
+ * paths test nothing else, and a heap with no option runs paths without any hook: paths.c),
+ * and the re-key of a heap in a fork child (fork_rekey):
  *
  *   canary  Each block gets at least one byte past the requested size. The bytes from the
  *           requested size to the chunk's last word are filled with a pattern keyed by the
@@ -188,6 +190,89 @@ const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken)
     if (hi > junk_end(free_chunk))
         hi = junk_end(free_chunk);
     return ta_junk_damage(junk_start(free_chunk), hi);
+}
+
+/* ---- quarantine ---------------------------------------------------------------------------- */
+
+/*
+ * Releases the oldest quarantined chunk; its junk must be intact. False when the free met
+ * damage (reported through `fault`): the chunk then stays quarantined, untouched, and the
+ * next release tries again.
+ */
+static bool evict_oldest(ta_heap *heap, ta_fault *fault)
+{
+    ta_chunk *chunk = heap->quarantine[heap->quarantine_head];
+    if (heap->config.junk && fault->error == TALLOC_ERROR_NONE) {
+        const void *damage = ta_junk_damage(ta_chunk_payload(chunk), ta_chunk_next(chunk));
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+    }
+    uint64_t flags = chunk->size_word & TA_FLAG_MASK;
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags & TA_KEPT);
+    ta_fault met = {TALLOC_ERROR_NONE, NULL};
+    if (!heap->hardening->release(heap, chunk, &met)) {
+        ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags);
+        if (fault->error == TALLOC_ERROR_NONE)
+            *fault = met;
+        return false;
+    }
+    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
+    heap->quarantine_count--;
+    return true;
+}
+
+void ta_quarantine_release(ta_heap *heap, ta_fault *fault)
+{
+    while (heap->quarantine_count > 0 && evict_oldest(heap, fault)) {
+    }
+}
+
+/* Holds `chunk` back from reuse; false when there is no room for a quarantine. */
+static bool hold(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    if (heap->quarantine == NULL) {
+        size_t bytes = ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size);
+        heap->quarantine = ta_os_map_metadata(&heap->config.os, bytes);
+        if (heap->quarantine == NULL)
+            return false;
+        heap->quarantine_capacity = bytes / sizeof(ta_chunk *);
+        if (heap->quarantine_capacity > heap->config.quarantine)
+            heap->quarantine_capacity = heap->config.quarantine;
+    }
+    if (heap->quarantine_count == heap->quarantine_capacity && !evict_oldest(heap, fault))
+        return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    ta_track_free(ta_chunk_payload(chunk), usable);
+    if (heap->config.junk)
+        ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    size_t tail = (heap->quarantine_head + heap->quarantine_count) % heap->quarantine_capacity;
+    heap->quarantine[tail] = chunk;
+    heap->quarantine_count++;
+    return true;
+}
+
+/* ---- the hook table ----------------------------------------------------------------------- */
+
+void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_fault *))
+{
+    const TAlloc_config *c = &heap->config;
+    ta_hardening *h = &heap->hardening_table;
+    *h = (ta_hardening){.release = release};
+    if (c->canary) {
+        h->reserve = TA_CANARY_RESERVE;
+        h->seal_block = ta_canary_write;
+        h->check_block = ta_canary_damage;
+    }
+    if (c->junk) {
+        h->fill_fresh = ta_junk_fresh;
+        h->check_taken = ta_junk_check_take;
+        h->fill_freed = ta_junk_freed;
+    }
+    h->is_guarded = c->guard && c->os.protect;
+    if (c->quarantine)
+        h->hold = hold;
+    heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

@@ -9,6 +9,16 @@
 #include "internal.h"
 #include "track.h"
 
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define TA_HAS_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef TA_HAS_SINGLE_THREADED
+#define TA_HAS_SINGLE_THREADED 0
+#endif
+
 /* `heap` is zero-filled memory (a fresh metadata map, or static storage). The index's state,
    the largest part, is left as it is: zero, so only the pages the policy uses are touched. */
 bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
@@ -48,7 +58,9 @@ enum { MAX_NESTING = 4 };
 static _Thread_local const ta_heap *inside[MAX_NESTING];
 static _Thread_local unsigned depth;
 
-bool ta_heap_lock(ta_heap *heap)
+/* Enters `heap` on this thread: false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when it
+   is inside it already. */
+static bool enter(ta_heap *heap)
 {
     unsigned n = depth;
     for (unsigned i = 0; i < n && i < MAX_NESTING; i++)
@@ -63,12 +75,30 @@ bool ta_heap_lock(ta_heap *heap)
     atomic_signal_fence(memory_order_seq_cst);
     depth = n + 1;
     atomic_signal_fence(memory_order_seq_cst); /* entered before the lock is taken */
-    pthread_mutex_lock(&heap->lock);
+    return true;
+}
+
+static void entered(ta_heap *heap)
+{
     ta_track_enter();
     if (heap->is_rekey_pending) {
         heap->is_rekey_pending = false;
         ta_heap_rekey(heap);
     }
+}
+
+static void leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst); /* left after the lock is released */
+    depth--;
+}
+
+bool ta_heap_lock(ta_heap *heap)
+{
+    if (!enter(heap))
+        return false;
+    pthread_mutex_lock(&heap->lock);
+    entered(heap);
     return true;
 }
 
@@ -76,97 +106,83 @@ void ta_heap_unlock(ta_heap *heap)
 {
     ta_track_leave();
     pthread_mutex_unlock(&heap->lock);
-    atomic_signal_fence(memory_order_seq_cst); /* left after the lock is released */
-    depth--;
+    leave();
 }
 
-/* A new arena's chunk, filed, carved: see ta_heap_alloc. NULL when no map is possible or the
-   index is damaged (the fresh arena is then returned). */
-static ta_chunk *take_fresh(ta_heap *heap, size_t need, size_t search, size_t alignment,
-                            ta_fault *fault)
+/*
+ * The calls that run no code but TAlloc's (allocate, free, realloc, usable size) skip the
+ * mutex while the process has one thread: no other thread exists to take it, and one can only
+ * be created between such calls (pthread_create then orders them). Calls that run user
+ * callbacks under the lock (walk, check) always take it.
+ */
+int ta_heap_enter(ta_heap *heap)
+{
+    if (!enter(heap))
+        return TA_NOT_ENTERED;
+    int mode = TA_LOCKED;
+#if TA_HAS_SINGLE_THREADED
+    if (__libc_single_threaded)
+        mode = TA_SINGLE_THREADED;
+    else
+#endif
+        pthread_mutex_lock(&heap->lock);
+    entered(heap);
+    return mode;
+}
+
+void ta_heap_leave(ta_heap *heap, int mode)
+{
+    ta_track_leave();
+    if (mode == TA_LOCKED)
+        pthread_mutex_unlock(&heap->lock);
+    leave();
+}
+
+/* A new arena's chunk, carved: the block, and the gap and tail filed. NULL when no map is
+   possible or the index is damaged (the fresh arena is then returned). */
+ta_chunk *ta_heap_take_fresh(ta_heap *heap, size_t need, size_t search, size_t alignment,
+                             const ta_hardening *h, ta_fault *fault)
 {
     bool is_dedicated = false;
     ta_chunk *chunk = ta_arena_map(heap, search, &is_dedicated);
     if (chunk == NULL)
         return NULL;
-    if (heap->config.junk)
-        ta_junk_fresh(chunk);
-    ta_arena_note_taken(heap, chunk);
-    if (is_dedicated && heap->config.guard) /* the block ends where the guard begins */
+    if (h && h->fill_fresh)
+        h->fill_fresh(chunk);
+    ta_arena *arena = (ta_arena *)((char *)chunk - TA_ARENA_HEADER_SIZE);
+    ta_arena_note_taken(heap, arena);
+    if (is_dedicated && h && h->is_guarded) /* the block ends where the guard begins */
         need = TA_TAKE_ALL;
+    ta_index_begin(heap);
     ta_chunk *block = ta_chunk_take(heap, chunk, need, alignment, false, fault);
     if (block == NULL) {
-        ta_arena *arena = ta_arena_if_whole(heap, chunk);
         ta_arena_note_retained(heap, arena);
         ta_arena_unmap_new(heap, arena);
     }
     return block;
 }
 
-/* A free chunk of the index, taken: NULL when none fits or the index is damaged. */
-static ta_chunk *take_filed(ta_heap *heap, size_t need, size_t search, size_t alignment,
-                            ta_fault *fault)
+ta_chunk *ta_heap_take_filed(ta_heap *heap, ta_chunk *chunk, size_t need, size_t alignment,
+                             ta_fault *fault)
 {
-    ta_chunk *chunk = ta_index_find(heap, search);
-    if (chunk == NULL)
-        return NULL;
-    if (heap->config.junk) { /* what it hands out (and the tail header it writes) is junk */
-        const void *damage = ta_junk_check_take(chunk, search);
-        if (damage)
-            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
-    }
-    bool was_empty = ta_arena_if_whole(heap, chunk) != NULL;
-    ta_arena_note_taken(heap, chunk);
+    ta_arena *empty = (chunk->size_word & TA_FIRST) ? ta_arena_if_whole(heap, chunk) : NULL;
+    if (empty)
+        ta_arena_note_taken(heap, empty);
     ta_chunk *block = ta_chunk_take(heap, chunk, need, alignment, true, fault);
-    if (block == NULL && was_empty)
-        ta_arena_note_retained(heap, ta_arena_if_whole(heap, chunk));
+    if (block == NULL && empty)
+        ta_arena_note_retained(heap, empty);
     return block;
 }
 
-/*
- * Allocates `size` bytes aligned to `alignment` (a power of two). NULL with errno ENOMEM
- * when the size cannot be represented, the OS layer refuses memory, or the index met damage
- * (reported through `fault`).
- */
-void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault)
+void ta_heap_zero(ta_chunk *block, bool is_fresh)
 {
-    if (alignment < TALLOC_ALIGNMENT)
-        alignment = TALLOC_ALIGNMENT;
-    if (size > (size_t)PTRDIFF_MAX || alignment > (size_t)PTRDIFF_MAX / 4 ||
-        size > (size_t)PTRDIFF_MAX - alignment - TA_MIN_CHUNK_SIZE - TA_HEADER_SIZE) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    size_t request = size;
-    if (heap->config.canary)
-        size += TA_CANARY_RESERVE;
-    size_t need = ta_chunk_size_for(size);
-    size_t search = alignment > TALLOC_ALIGNMENT ? need + alignment + TA_MIN_CHUNK_SIZE : need;
-    bool is_fresh = false;
-    ta_chunk *block = take_filed(heap, need, search, alignment, fault);
-    if (block == NULL && heap->index_fault.error == TALLOC_ERROR_NONE &&
-        fault->error == TALLOC_ERROR_NONE) {
-        block = take_fresh(heap, need, search, alignment, fault);
-        is_fresh = true;
-    }
-    if (block == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
     void *payload = ta_chunk_payload(block);
     size_t usable = ta_chunk_size(block) - TA_HEADER_SIZE;
-    if (is_zeroed) {
-        ta_track_open(payload, usable);
-        if (is_fresh && !heap->config.junk) /* else junk-filled, not zero */
-            ta_chunk_zero_fresh(block);
-        else
-            memset(payload, 0, usable);
-    }
-    if (heap->config.canary)
-        ta_canary_write(heap, block, request);
-    ta_track_alloc(payload, request, usable, is_zeroed);
-    heap->stats.alloc_total++;
-    return payload;
+    ta_track_open(payload, usable);
+    if (is_fresh)
+        ta_chunk_zero_fresh(block);
+    else
+        memset(payload, 0, usable);
 }
 
 /*
@@ -174,8 +190,10 @@ void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed
  * chunk (a stale pointer to a block that was freed and merged: `if_free`), inside an
  * allocated chunk (interior pointer), or the header there is damaged.
  */
-static TAlloc_error classify_bad_header(const ta_heap *heap, const ta_arena *arena,
-                                        const void *ptr, TAlloc_error if_free)
+__attribute__((noinline, cold)) static TAlloc_error classify_bad_header(const ta_heap *heap,
+                                                                        const ta_arena *arena,
+                                                                        const void *ptr,
+                                                                        TAlloc_error if_free)
 {
     const char *p = ptr;
     const ta_chunk *fence = ta_arena_fence(arena);
@@ -191,6 +209,23 @@ static TAlloc_error classify_bad_header(const ta_heap *heap, const ta_arena *are
     return TALLOC_ERROR_CORRUPTED_HEADER;
 }
 
+__attribute__((noinline, cold)) static ta_chunk *invalid(ta_heap *heap, const ta_arena *arena,
+                                                         const void *ptr, TAlloc_error if_free,
+                                                         ta_fault *fault)
+{
+    TAlloc_error error;
+    if (arena == NULL)
+        error = ta_arena_was_recent_large(heap, ptr) ? if_free : TALLOC_ERROR_FOREIGN_POINTER;
+    else if (((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
+        error = TALLOC_ERROR_MISALIGNED_POINTER;
+    else if (!ta_chunk_is_valid(heap, ta_chunk_from_payload(ptr)))
+        error = classify_bad_header(heap, arena, ptr, if_free);
+    else
+        error = if_free;
+    *fault = (ta_fault){error, ptr};
+    return NULL;
+}
+
 /*
  * The one validator for pointers users hand back: ownership, alignment, header integrity,
  * state - in that order, and before anything in the header is trusted. Returns the chunk (and
@@ -200,141 +235,29 @@ static TAlloc_error classify_bad_header(const ta_heap *heap, const ta_arena *are
 ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_arena **owner,
                            ta_fault *fault)
 {
-    TAlloc_error error = TALLOC_ERROR_NONE;
     ta_arena *arena = ta_arena_find(heap, ptr);
-    ta_chunk *chunk = NULL;
-    if (arena == NULL)
-        error = ta_arena_was_recent_large(heap, ptr) ? if_free : TALLOC_ERROR_FOREIGN_POINTER;
-    else if (((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
-        error = TALLOC_ERROR_MISALIGNED_POINTER;
-    else if (!ta_chunk_is_valid(heap, chunk = ta_chunk_from_payload(ptr)))
-        error = classify_bad_header(heap, arena, ptr, if_free);
-    else if (ta_chunk_is_free(chunk) || (chunk->size_word & TA_QUARANTINED))
-        error = if_free;
-    if (error == TALLOC_ERROR_NONE) {
-        if (owner)
-            *owner = arena;
-        return chunk;
-    }
-    *fault = (ta_fault){error, ptr};
-    return NULL;
+    if (arena == NULL || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
+        return invalid(heap, arena, ptr, if_free, fault);
+    ta_chunk *chunk = ta_chunk_from_payload(ptr); /* inside the arena: no wrap */
+    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_QUARANTINED)))
+        return invalid(heap, arena, ptr, if_free, fault);
+    if (owner)
+        *owner = arena;
+    return chunk;
 }
 
 /* After a free produced the free chunk `merged`: an arena left empty goes (its chunk is out of
    the index already) or stays retained. */
-static void settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged, bool is_arena_empty)
+void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged, bool is_arena_empty)
 {
     if (is_arena_empty) {
         ta_arena_release(heap, arena);
         return;
     }
-    if (ta_arena_is_whole(arena, merged)) {
+    if ((merged->size_word & TA_FIRST) && ta_arena_is_whole(arena, merged)) {
         ta_arena_note_retained(heap, arena);
         ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
     }
-}
-
-/* Frees and merges an allocated chunk; `is_tracked` when the sanitizers already saw it go.
-   False when the free met damage (reported through `fault`): the chunk stays allocated. */
-static bool free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault,
-                       bool is_tracked)
-{
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
-    const char *chunk_end = (const char *)ta_chunk_next(chunk);
-    bool is_arena_empty = false;
-    ta_chunk *merged = ta_chunk_release(heap, chunk, arena, &is_arena_empty, fault);
-    if (merged == NULL) {
-        if (fault->error == TALLOC_ERROR_NONE)
-            *fault = ta_index_take_fault(heap);
-        return false;
-    }
-    if (!is_tracked)
-        ta_track_free(ta_chunk_payload(chunk), usable);
-    if (heap->config.junk && !is_arena_empty)
-        ta_junk_freed(merged, chunk, chunk_end);
-    heap->stats.free_total++;
-    settle_arena(heap, arena, merged, is_arena_empty);
-    return true;
-}
-
-void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
-{
-    free_chunk(heap, chunk, arena, fault, false);
-}
-
-/* ---- free as the program calls it: canary, quarantine ----------------------------------- */
-
-/*
- * Releases the oldest quarantined chunk; its junk must be intact. False when the free met
- * damage (reported through `fault`): the chunk then stays quarantined, untouched, and the
- * next release tries again.
- */
-static bool evict_oldest(ta_heap *heap, ta_fault *fault)
-{
-    ta_chunk *chunk = heap->quarantine[heap->quarantine_head];
-    if (heap->config.junk && fault->error == TALLOC_ERROR_NONE) {
-        const void *damage = ta_junk_damage(ta_chunk_payload(chunk), ta_chunk_next(chunk));
-        if (damage)
-            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
-    }
-    uint64_t flags = chunk->size_word & TA_FLAG_MASK;
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags & TA_KEPT);
-    ta_fault met = {TALLOC_ERROR_NONE, NULL};
-    ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
-    if (!free_chunk(heap, chunk, arena, &met, true)) {
-        ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags);
-        if (fault->error == TALLOC_ERROR_NONE)
-            *fault = met;
-        return false;
-    }
-    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
-    heap->quarantine_count--;
-    return true;
-}
-
-void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault)
-{
-    while (heap->quarantine_count > 0 && evict_oldest(heap, fault)) {
-    }
-}
-
-/* Holds `chunk` back from reuse; false when there is no quarantine (or no room for one). */
-static bool quarantine(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
-{
-    if (heap->config.quarantine == 0)
-        return false;
-    if (heap->quarantine == NULL) {
-        size_t bytes = ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size);
-        heap->quarantine = ta_os_map_metadata(&heap->config.os, bytes);
-        if (heap->quarantine == NULL)
-            return false;
-        heap->quarantine_capacity = bytes / sizeof(ta_chunk *);
-        if (heap->quarantine_capacity > heap->config.quarantine)
-            heap->quarantine_capacity = heap->config.quarantine;
-    }
-    if (heap->quarantine_count == heap->quarantine_capacity && !evict_oldest(heap, fault))
-        return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
-    ta_track_free(ta_chunk_payload(chunk), usable);
-    if (heap->config.junk)
-        ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
-    size_t tail = (heap->quarantine_head + heap->quarantine_count) % heap->quarantine_capacity;
-    heap->quarantine[tail] = chunk;
-    heap->quarantine_count++;
-    return true;
-}
-
-void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
-{
-    size_t request;
-    const void *damage;
-    if (heap->config.canary && (damage = ta_canary_damage(heap, chunk, &request))) {
-        *fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage}; /* the block stays */
-        return;
-    }
-    if (!quarantine(heap, chunk, fault))
-        ta_heap_free_chunk(heap, chunk, arena, fault);
 }
 
 /* ---- trim -------------------------------------------------------------------------------- */
@@ -360,83 +283,4 @@ size_t ta_heap_trim_arenas(ta_heap *heap)
         released++;
     }
     return released;
-}
-
-/* ---- realloc ------------------------------------------------------------------------------ */
-
-/* realloc of a non-NULL pointer to a non-zero size. */
-void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
-{
-    ta_arena *arena;
-    ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &arena, fault);
-    if (chunk == NULL) {
-        errno = EINVAL;
-        return NULL;
-    }
-    ta_chunk *next = ta_chunk_next(chunk);
-    if (!ta_chunk_is_sealed(heap, next)) {
-        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
-        errno = EINVAL;
-        return NULL;
-    }
-    ta_index_begin(heap);
-    bool is_next_ok = !ta_chunk_is_free(next) || ta_index_verify(heap, next);
-    ta_index_end(heap, false);
-    if (!is_next_ok) {
-        *fault = ta_index_take_fault(heap);
-        errno = EINVAL;
-        return NULL;
-    }
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
-    size_t kept = usable; /* the bytes a move copies */
-    if (heap->config.canary) {
-        const void *damage = ta_canary_damage(heap, chunk, &kept);
-        if (damage) {
-            *fault = (ta_fault){TALLOC_ERROR_CANARY_CORRUPTED, damage};
-            errno = EINVAL;
-            return NULL;
-        }
-    }
-    if (size > (size_t)PTRDIFF_MAX) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    size_t need = ta_chunk_size_for(heap->config.canary ? size + TA_CANARY_RESERVE : size);
-    if (need <= ta_chunk_size(chunk)) {
-        if (ta_chunk_shrink(heap, chunk, need) && heap->config.junk &&
-            ta_chunk_size(chunk) < usable + TA_HEADER_SIZE)
-            ta_junk_freed(ta_chunk_next(chunk), ta_chunk_next(chunk), (char *)ptr + usable);
-        if (heap->config.canary)
-            ta_canary_write(heap, chunk, size);
-        ta_track_resize(ptr, usable, size);
-        ta_count(heap, TALLOC_EVENT_REALLOC_SHRINK_IN_PLACE);
-        return ptr;
-    }
-    if (ta_chunk_is_free(next) && ta_chunk_size(chunk) + ta_chunk_size(next) >= need) {
-        if (heap->config.junk && ta_chunk_is_sealed(heap, ta_chunk_next(next))) {
-            const void *damage = ta_junk_check_take(next, need - ta_chunk_size(chunk));
-            if (damage) /* reported; the memory is handed out all the same */
-                *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
-        }
-        if (ta_chunk_grow(heap, chunk, need, fault)) {
-            if (heap->config.canary)
-                ta_canary_write(heap, chunk, size);
-            ta_track_resize(ptr, ta_chunk_size(chunk) - TA_HEADER_SIZE, size);
-            return ptr;
-        }
-        if (fault->error == TALLOC_ERROR_NONE)
-            *fault = ta_index_take_fault(heap);
-        if (fault->error != TALLOC_ERROR_NONE) {
-            errno = EINVAL;
-            return NULL;
-        }
-    }
-    void *moved = ta_heap_alloc(heap, size, TALLOC_ALIGNMENT, false, fault);
-    if (moved == NULL)
-        return NULL;
-    ta_track_resize(ptr, usable, kept); /* the old payload is copied */
-    memcpy(moved, ptr, kept);
-    ta_heap_free_user(heap, chunk, arena, fault);
-    ta_count(heap, TALLOC_EVENT_REALLOC_MOVED);
-    return moved;
 }

@@ -53,7 +53,7 @@ bool ta_index_note(ta_heap *heap, TAlloc_error error, const void *address)
 
 bool ta_index_is_plausible(const ta_heap *heap, const ta_chunk *target)
 {
-    return ((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
+    return target != NULL && ((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
            ta_arena_find(heap, ta_chunk_payload(target)) != NULL;
 }
 

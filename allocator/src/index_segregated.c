@@ -16,8 +16,9 @@
  *      bigger than the smallest size that class allows;
  *   3. else the first of FALLBACK_STEPS chunks of n's own class that holds n, so that the one
  *      free chunk that fits - a drained arena, for one - is not passed over for a new arena.
- * Filing puts a chunk at the head of its list (last in, first out); replace files the new
- * chunk anew.
+ * Filing puts a chunk at the head of its list (last in, first out). A chunk that replaces
+ * another (split off it, merged with it, resized) takes its place in the list when it stays
+ * in the same class, and is filed anew otherwise.
  *
  * Lists are doubly linked through index words 0 (next) and 1 (prev), encoded (ta_link_*);
  * word 2 is the checker's mark. The heads and bitmaps live in the heap's control block.
@@ -230,11 +231,27 @@ static bool seg_remove(ta_heap *heap, ta_chunk *chunk)
     return true;
 }
 
-/* The old chunk's links are read before the new one's are written: they may overlap. */
+/* Within its class the new chunk takes the old one's place in the list; else it is filed
+   anew. The old chunk's links are read before the new one's are written: they may overlap. */
 static bool seg_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk, size_t size)
 {
-    seg_remove(heap, old_chunk);
-    return seg_insert(heap, new_chunk, size);
+    unsigned c = class_of(size);
+    if (class_of(ta_chunk_size(old_chunk)) != c) {
+        seg_remove(heap, old_chunk);
+        return seg_insert(heap, new_chunk, size);
+    }
+    if (new_chunk == old_chunk)
+        return true;
+    ta_chunk *prev = prev_of(heap, old_chunk), *next = next_of(heap, old_chunk);
+    ta_link_set(heap, &new_chunk->word[PREV], prev);
+    ta_link_set(heap, &new_chunk->word[NEXT], next);
+    if (prev)
+        ta_link_set(heap, &prev->word[NEXT], new_chunk);
+    else
+        state_of(heap)->head[c] = new_chunk;
+    if (next)
+        ta_link_set(heap, &next->word[PREV], new_chunk);
+    return true;
 }
 
 /* ---- I5 ------------------------------------------------------------------------------- */

@@ -48,12 +48,21 @@ typedef struct tx_node {
     bool is_gone;    /* left the tree (or was moved): never written back */
 } tx_node;
 
+typedef struct path {
+    tx_node *node[MAX_DEPTH];
+    int side[MAX_DEPTH];  /* which child of node[i] the path continues into */
+    int depth;
+} path;
+
 typedef struct tree_state {
     ta_chunk *root;
     bool is_best_fit;
     bool is_failed;          /* the step met damage: every op fails until it ends */
     uint32_t gen;
     size_t load_count;       /* nodes of the step (loaded or fresh) */
+    path path;               /* the last descent: to path_for, unless a change came since */
+    const ta_chunk *path_for;
+    tx_node *path_end;       /* the node it found (NULL: where it would go) */
     ta_chunk *tx_root;       /* the root as the step sees it */
     size_t dirty_count;
     uint16_t dirty[TX_SLOTS];
@@ -107,6 +116,55 @@ TA_NO_COVERAGE static bool link_take(const ta_heap *heap, const uintptr_t *field
     return (v & ~ADDRESS_BITS) == link_check(heap, *target, field);
 }
 
+/* ---- nodes with a check ------------------------------------------------------------------ */
+
+#define META_CHECK_BITS ((uintptr_t)0xFFFF00000000000Cu) /* the bits size and balance leave */
+
+static uintptr_t node_check(const ta_heap *heap, const ta_chunk *node, uintptr_t left_word,
+                            uintptr_t right_word, uintptr_t meta)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)node ^ heap->secret) * 0x9E3779B97F4A7C15u;
+    h = (h ^ left_word) * 0xD6E8FEB86659FD93u;
+    h = (h ^ right_word) * 0x9E3779B97F4A7C15u;
+    h = (h ^ meta) * 0xD6E8FEB86659FD93u;
+    h >>= 46; /* 18 bits */
+    return (uintptr_t)((h & 3) << 2 | (h >> 2) << 48);
+}
+
+/* A node's words decoded and checked: false, with the damaged word in *bad, when a link or
+   the node fails its check. */
+TA_NO_COVERAGE static bool node_take(const ta_heap *heap, const ta_chunk *chunk, ta_chunk **left,
+                                     ta_chunk **right, uintptr_t *meta, const uintptr_t **bad)
+{
+    if (!link_take(heap, &chunk->word[LEFT], left)) {
+        *bad = &chunk->word[LEFT];
+        return false;
+    }
+    if (!link_take(heap, &chunk->word[RIGHT], right)) {
+        *bad = &chunk->word[RIGHT];
+        return false;
+    }
+    uintptr_t m = ta_word_get(heap, &chunk->word[META]);
+    *meta = m & ~META_CHECK_BITS;
+    uintptr_t check = node_check(heap, chunk, ta_word_get(heap, &chunk->word[LEFT]),
+                                 ta_word_get(heap, &chunk->word[RIGHT]), *meta);
+    if ((m & META_CHECK_BITS) != check) {
+        *bad = &chunk->word[META];
+        return false;
+    }
+    return true;
+}
+
+static void node_put(const ta_heap *heap, ta_chunk *chunk, const ta_chunk *left,
+                     const ta_chunk *right, uintptr_t meta)
+{
+    link_put(heap, &chunk->word[LEFT], left);
+    link_put(heap, &chunk->word[RIGHT], right);
+    uintptr_t check = node_check(heap, chunk, ta_word_get(heap, &chunk->word[LEFT]),
+                                 ta_word_get(heap, &chunk->word[RIGHT]), meta);
+    ta_word_set(heap, &chunk->word[META], meta | check);
+}
+
 /* ---- the transaction ---------------------------------------------------------------------- */
 
 static size_t slot_of(const ta_chunk *chunk)
@@ -153,29 +211,32 @@ static tx_node *load(ta_heap *heap, tree_state *t, ta_chunk *chunk, const uintpt
     tx_node *n = slot_for(t, chunk);
     if (n->gen == t->gen)
         return n;
-    if (is_tx_full(t) || !ta_index_is_free_chunk(heap, chunk)) {
+    /* a link that passed its check names a chunk that was a node when the link was written,
+       so it lies in an arena: only its header is checked */
+    if (is_tx_full(t) || ((uintptr_t)chunk & (TALLOC_ALIGNMENT - 1)) != 0 ||
+        !ta_chunk_is_valid(heap, chunk) || !ta_chunk_is_free(chunk)) {
         if (field == NULL) /* the root pointer is trusted: its chunk's header is damaged */
             ta_index_note(heap, TALLOC_ERROR_CORRUPTED_HEADER, chunk);
         fail(heap, t, field ? (const void *)field : (const void *)chunk);
         return NULL;
     }
-    uintptr_t meta = ta_word_get(heap, &chunk->word[META]);
+    ta_chunk *left, *right;
+    uintptr_t meta;
+    const uintptr_t *bad;
+    if (!node_take(heap, chunk, &left, &right, &meta, &bad)) {
+        fail(heap, t, bad);
+        return NULL;
+    }
     size_t size = ta_chunk_size(chunk);
     size_t max = meta & ~(uintptr_t)15;
     int balance = (int)(meta & 3) - 1;
-    if ((meta & 12) != 0 || balance > 1 || (!t->is_best_fit && max < size)) {
+    if (balance > 1 || (!t->is_best_fit && max < size)) {
         fail(heap, t, &chunk->word[META]);
         return NULL;
     }
-    *n = (tx_node){.chunk = chunk, .size = size, .max = max, .gen = t->gen,
-                   .balance = (int8_t)balance};
-    for (int side = LEFT; side <= RIGHT; side++) {
-        n->src[side] = &chunk->word[side];
-        if (!link_take(heap, &chunk->word[side], &n->child[side])) {
-            fail(heap, t, &chunk->word[side]);
-            return NULL;
-        }
-    }
+    *n = (tx_node){.chunk = chunk, .child = {left, right},
+                   .src = {&chunk->word[LEFT], &chunk->word[RIGHT]}, .size = size, .max = max,
+                   .gen = t->gen, .balance = (int8_t)balance};
     t->load_count++;
     return n;
 }
@@ -222,6 +283,7 @@ static void tree_begin(ta_heap *heap)
     t->dirty_count = 0;
     t->load_count = 0;
     t->tx_root = t->root;
+    t->path_for = NULL;
 }
 
 static void tree_end(ta_heap *heap, bool is_commit)
@@ -232,9 +294,8 @@ static void tree_end(ta_heap *heap, bool is_commit)
             tx_node *n = &t->nodes[t->dirty[i]];
             if (n->is_gone)
                 continue;
-            link_put(heap, &n->chunk->word[LEFT], n->child[LEFT]);
-            link_put(heap, &n->chunk->word[RIGHT], n->child[RIGHT]);
-            ta_word_set(heap, &n->chunk->word[META], n->max | (uintptr_t)(n->balance + 1));
+            node_put(heap, n->chunk, n->child[LEFT], n->child[RIGHT],
+                     n->max | (uintptr_t)(n->balance + 1));
         }
         t->root = t->tx_root;
     }
@@ -243,32 +304,30 @@ static void tree_end(ta_heap *heap, bool is_commit)
 
 /* ---- the largest size of a subtree ------------------------------------------------------- */
 
-static bool fix_max(ta_heap *heap, tree_state *t, tx_node *n)
+/* Recomputes the largest size of n's subtree: FIX_FAILED on damage, else whether it changed. */
+enum { FIX_FAILED = -1, FIX_SAME = 0, FIX_CHANGED = 1 };
+
+static int fix_max(ta_heap *heap, tree_state *t, tx_node *n)
 {
     if (t->is_best_fit) /* best fit orders by size: no largest size to keep */
-        return !t->is_failed;
+        return t->is_failed ? FIX_FAILED : FIX_SAME;
     size_t max = n->size;
     for (int side = LEFT; side <= RIGHT; side++) {
         tx_node *k = child(heap, t, n, side);
         if (t->is_failed)
-            return false;
+            return FIX_FAILED;
         if (k && k->max > max)
             max = k->max;
     }
-    if (max != n->max) {
-        n->max = max;
-        mark_dirty(t, n);
-    }
-    return true;
+    if (max == n->max)
+        return FIX_SAME;
+    n->max = max;
+    mark_dirty(t, n);
+    return FIX_CHANGED;
 }
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-typedef struct path {
-    tx_node *node[MAX_DEPTH];
-    int side[MAX_DEPTH];  /* which child of node[i] the path continues into */
-    int depth;
-} path;
 
 /* Makes `chunk` (read from the link `src`, NULL when none) the child of node[at] on the path
    (at < 0: the root). */
@@ -283,17 +342,24 @@ static void set_child(tree_state *t, path *p, int at, ta_chunk *chunk, const uin
     mark_dirty(t, p->node[at]);
 }
 
-/* The path from the root to where `chunk` (key size) is or would be; the found node (or
-   NULL). On damage: NULL with the step failed. */
-static tx_node *descend(ta_heap *heap, tree_state *t, const ta_chunk *chunk, size_t size, path *p)
+/* The path from the root to where `chunk` (key size) is or would be, in t->path; the found
+   node (or NULL). On damage: NULL with the step failed. The last descent is kept until the
+   tree changes: verify, then remove or replace of the same chunk, descend once. */
+static tx_node *descend(ta_heap *heap, tree_state *t, const ta_chunk *chunk, size_t size)
 {
+    if (t->path_for == chunk && chunk != NULL)
+        return t->path_end;
+    path *p = &t->path;
     p->depth = 0;
-    if (t->tx_root == NULL)
-        return NULL;
+    t->path_for = NULL;
+    if (t->tx_root == NULL) {
+        t->path_for = chunk;
+        return t->path_end = NULL;
+    }
     tx_node *n = load(heap, t, t->tx_root, NULL);
     while (n) {
         if (n->chunk == chunk)
-            return n;
+            break;
         if (p->depth == MAX_DEPTH) {
             fail(heap, t, n->chunk);
             return NULL;
@@ -303,7 +369,16 @@ static tx_node *descend(ta_heap *heap, tree_state *t, const ta_chunk *chunk, siz
         p->side[p->depth++] = side;
         n = child(heap, t, n, side);
     }
-    return NULL;
+    if (t->is_failed)
+        return NULL;
+    t->path_for = chunk;
+    return t->path_end = n;
+}
+
+/* A change to the tree: the kept descent no longer holds. */
+static void forget_path(tree_state *t)
+{
+    t->path_for = NULL;
 }
 
 /* ---- rotations ---------------------------------------------------------------------------- */
@@ -330,7 +405,7 @@ static tx_node *rotate(ta_heap *heap, tree_state *t, tx_node *a, int side)
     }
     mark_dirty(t, a);
     mark_dirty(t, b);
-    if (!fix_max(heap, t, a) || !fix_max(heap, t, b))
+    if (fix_max(heap, t, a) == FIX_FAILED || fix_max(heap, t, b) == FIX_FAILED)
         return NULL;
     return b;
 }
@@ -357,7 +432,8 @@ static tx_node *rotate_double(ta_heap *heap, tree_state *t, tx_node *a, int side
     mark_dirty(t, a);
     mark_dirty(t, b);
     mark_dirty(t, c);
-    if (!fix_max(heap, t, a) || !fix_max(heap, t, b) || !fix_max(heap, t, c))
+    if (fix_max(heap, t, a) == FIX_FAILED || fix_max(heap, t, b) == FIX_FAILED ||
+        fix_max(heap, t, c) == FIX_FAILED)
         return NULL;
     return c;
 }
@@ -380,7 +456,8 @@ static tx_node *rebalance(ta_heap *heap, tree_state *t, tx_node *a, bool *is_sho
 /* ---- insert -------------------------------------------------------------------------------- */
 
 /* Walks back up `p` after the subtree under node[depth - 1] grew by one level (`is_taller`) or
-   only changed its largest size: balances, rotations, largest sizes, to the root. */
+   only changed its largest size: balances, rotations, largest sizes, as far up as anything
+   changes. */
 static bool retrace_insert(ta_heap *heap, tree_state *t, path *p, bool is_taller)
 {
     for (int i = p->depth - 1; i >= 0; i--) {
@@ -399,8 +476,11 @@ static bool retrace_insert(ta_heap *heap, tree_state *t, path *p, bool is_taller
                 continue;
             }
         }
-        if (!fix_max(heap, t, n))
+        int fixed = fix_max(heap, t, n);
+        if (fixed == FIX_FAILED)
             return false;
+        if (fixed == FIX_SAME && !is_taller)
+            break; /* nothing above changes */
     }
     return !t->is_failed;
 }
@@ -408,36 +488,40 @@ static bool retrace_insert(ta_heap *heap, tree_state *t, path *p, bool is_taller
 static bool tree_insert(ta_heap *heap, ta_chunk *chunk, size_t size)
 {
     tree_state *t = state_of(heap);
-    path p;
-    if (t->is_failed || descend(heap, t, chunk, size, &p) != NULL || t->is_failed)
+    if (t->is_failed || descend(heap, t, chunk, size) != NULL || t->is_failed)
         return t->is_failed ? false : fail(heap, t, chunk); /* already filed: a damaged tree */
+    path *p = &t->path;
+    forget_path(t);
     fresh(t, chunk, size);
-    set_child(t, &p, p.depth - 1, chunk, NULL);
-    return retrace_insert(heap, t, &p, true);
+    set_child(t, p, p->depth - 1, chunk, NULL);
+    return retrace_insert(heap, t, p, true);
 }
 
 /* ---- remove ------------------------------------------------------------------------------- */
 
-/* Walks back up `p` after the subtree under node[depth - 1] lost one level (`is_shorter`). */
-static bool retrace_remove(ta_heap *heap, tree_state *t, path *p, bool is_shorter)
+/* Walks back up `p` after the subtree under node[depth - 1] lost one level (`is_shorter`),
+   as far up as anything changes, and at least to node[floor]. */
+static bool retrace_remove(ta_heap *heap, tree_state *t, path *p, bool is_shorter, int floor)
 {
     for (int i = p->depth - 1; i >= 0; i--) {
         tx_node *n = p->node[i];
-        tx_node *top = n;
         if (is_shorter) {
             n->balance = (int8_t)(n->balance - (p->side[i] == RIGHT ? 1 : -1));
             mark_dirty(t, n);
             is_shorter = n->balance == 0;
             if (n->balance == 2 || n->balance == -2) {
-                top = rebalance(heap, t, n, &is_shorter);
+                tx_node *top = rebalance(heap, t, n, &is_shorter);
                 if (top == NULL)
                     return false;
                 set_child(t, p, i - 1, top->chunk, NULL);
                 continue;
             }
         }
-        if (!fix_max(heap, t, top))
+        int fixed = fix_max(heap, t, n);
+        if (fixed == FIX_FAILED)
             return false;
+        if (fixed == FIX_SAME && !is_shorter && i <= floor)
+            break; /* nothing above changes */
     }
     return !t->is_failed;
 }
@@ -452,7 +536,7 @@ static bool unlink_node(ta_heap *heap, tree_state *t, tx_node *n, path *p)
     if (left == NULL || right == NULL) {
         int side = left ? LEFT : RIGHT;
         set_child(t, p, p->depth - 1, n->child[side], n->src[side]);
-        return retrace_remove(heap, t, p, true);
+        return retrace_remove(heap, t, p, true, p->depth);
     }
     /* two children: the successor s (leftmost of the right subtree) takes n's place */
     int at = p->depth;
@@ -475,20 +559,21 @@ static bool unlink_node(ta_heap *heap, tree_state *t, tx_node *n, path *p)
     s->child[LEFT] = n->child[LEFT];
     s->src[LEFT] = n->src[LEFT];
     s->balance = n->balance;
+    s->max = n->max; /* recomputed on the way up, which reaches s's new place */
     mark_dirty(t, s);
     p->node[at] = s;
     set_child(t, p, at - 1, s->chunk, NULL);
-    return retrace_remove(heap, t, p, true);
+    return retrace_remove(heap, t, p, true, at);
 }
 
 static bool tree_remove(ta_heap *heap, ta_chunk *chunk)
 {
     tree_state *t = state_of(heap);
-    path p;
-    tx_node *n = t->is_failed ? NULL : descend(heap, t, chunk, ta_chunk_size(chunk), &p);
+    tx_node *n = t->is_failed ? NULL : descend(heap, t, chunk, ta_chunk_size(chunk));
     if (n == NULL)
         return t->is_failed ? false : fail(heap, t, chunk); /* not in the tree */
-    return unlink_node(heap, t, n, &p);
+    forget_path(t);
+    return unlink_node(heap, t, n, &t->path);
 }
 
 /* ---- replace ------------------------------------------------------------------------------ */
@@ -498,10 +583,11 @@ static bool tree_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk
     tree_state *t = state_of(heap);
     if (t->is_best_fit) /* the key changes with the size */
         return tree_remove(heap, old_chunk) && tree_insert(heap, new_chunk, size);
-    path p;
-    tx_node *n = t->is_failed ? NULL : descend(heap, t, old_chunk, ta_chunk_size(old_chunk), &p);
+    tx_node *n = t->is_failed ? NULL : descend(heap, t, old_chunk, ta_chunk_size(old_chunk));
     if (n == NULL)
         return t->is_failed ? false : fail(heap, t, old_chunk);
+    path *p = &t->path;
+    forget_path(t);
     /* same place in address order: the node moves and changes size, the shape stays */
     tx_node copy = *n;
     if (new_chunk != old_chunk) {
@@ -512,13 +598,13 @@ static bool tree_replace(ta_heap *heap, ta_chunk *old_chunk, ta_chunk *new_chunk
             n->src[side] = copy.src[side];
         }
         n->balance = copy.balance;
-        set_child(t, &p, p.depth - 1, new_chunk, NULL);
+        set_child(t, p, p->depth - 1, new_chunk, NULL);
     }
     n->size = size;
     mark_dirty(t, n);
-    if (!fix_max(heap, t, n))
+    if (fix_max(heap, t, n) == FIX_FAILED)
         return false;
-    return retrace_insert(heap, t, &p, false);
+    return retrace_insert(heap, t, p, false);
 }
 
 /* ---- find and verify ---------------------------------------------------------------------- */
@@ -569,18 +655,16 @@ static ta_chunk *best_fit_find(ta_heap *heap, tree_state *t, size_t size)
 static ta_chunk *tree_find(ta_heap *heap, size_t size)
 {
     tree_state *t = state_of(heap);
-    tree_begin(heap);
-    ta_chunk *found = t->is_best_fit ? best_fit_find(heap, t, size) : first_fit_find(heap, t, size);
-    tree_end(heap, false);
-    return found;
+    if (t->is_failed)
+        return NULL;
+    return t->is_best_fit ? best_fit_find(heap, t, size) : first_fit_find(heap, t, size);
 }
 
 /* The path to `chunk` and its children are intact. */
 static bool tree_verify(ta_heap *heap, ta_chunk *chunk)
 {
     tree_state *t = state_of(heap);
-    path p;
-    tx_node *n = t->is_failed ? NULL : descend(heap, t, chunk, ta_chunk_size(chunk), &p);
+    tx_node *n = t->is_failed ? NULL : descend(heap, t, chunk, ta_chunk_size(chunk));
     if (n == NULL)
         return t->is_failed ? false : fail(heap, t, chunk);
     child(heap, t, n, LEFT);
@@ -633,8 +717,10 @@ TA_NO_COVERAGE static int check_subtree(tree_check *tc, ta_chunk *chunk, const u
     }
     size_t left_max, right_max, size = ta_chunk_size(chunk);
     ta_chunk *left, *right;
-    if (!link_take(heap, &chunk->word[LEFT], &left) || !link_take(heap, &chunk->word[RIGHT], &right)) {
-        report(tc, chunk, "free tree link fails its check");
+    uintptr_t meta;
+    const uintptr_t *bad;
+    if (!node_take(heap, chunk, &left, &right, &meta, &bad)) {
+        report(tc, bad, "free tree node fails its check");
         tc->is_broken = true;
         return 0;
     }
@@ -644,7 +730,6 @@ TA_NO_COVERAGE static int check_subtree(tree_check *tc, ta_chunk *chunk, const u
     tc->last = chunk;
     tc->last_size = size;
     int rh = check_subtree(tc, right, &chunk->word[RIGHT], depth + 1, &right_max);
-    uintptr_t meta = ta_word_get(heap, &chunk->word[META]);
     *max = size > left_max ? size : left_max;
     *max = right_max > *max ? right_max : *max;
     if (tc->is_broken)
@@ -677,33 +762,36 @@ TA_NO_COVERAGE static bool tree_is_reached(const ta_heap *heap, const ta_chunk *
         if (n == chunk)
             return true;
         int side = is_before(t, chunk, size, n, ta_chunk_size(n)) ? LEFT : RIGHT;
-        if (!link_take(heap, &n->word[side], &n))
+        ta_chunk *children[2];
+        uintptr_t meta;
+        const uintptr_t *bad;
+        if (!node_take(heap, n, &children[LEFT], &children[RIGHT], &meta, &bad))
             return false;
+        n = children[side];
     }
     return false;
 }
 
-/* A link that fails its check under the old secret is re-encoded with its bits as they
-   are, so it fails under the new one too. */
+/* A node that fails its check under the old secret keeps its words' bits as they are, so it
+   fails under the new one too. */
 static void tree_rekey(ta_heap *heap, ta_chunk *chunk, uint64_t old_secret)
 {
     uint64_t secret = heap->secret;
     heap->secret = old_secret;
-    ta_chunk *links[2];
-    bool is_intact[2];
     uintptr_t raw[3];
     for (int i = 0; i < 3; i++)
         raw[i] = ta_word_get(heap, &chunk->word[i]);
-    for (int side = LEFT; side <= RIGHT; side++)
-        is_intact[side] = link_take(heap, &chunk->word[side], &links[side]);
+    ta_chunk *left, *right;
+    uintptr_t meta;
+    const uintptr_t *bad;
+    bool is_intact = node_take(heap, chunk, &left, &right, &meta, &bad);
     heap->secret = secret;
-    for (int side = LEFT; side <= RIGHT; side++) {
-        if (is_intact[side])
-            link_put(heap, &chunk->word[side], links[side]);
-        else
-            ta_word_set(heap, &chunk->word[side], raw[side]);
+    if (is_intact) {
+        node_put(heap, chunk, left, right, meta);
+        return;
     }
-    ta_word_set(heap, &chunk->word[META], raw[META]);
+    for (int i = 0; i < 3; i++)
+        ta_word_set(heap, &chunk->word[i], raw[i]);
 }
 
 static void first_fit_init(ta_heap *heap)

@@ -124,6 +124,28 @@ typedef struct ta_fault {
 } ta_fault;
 
 struct ta_index_ops;
+struct ta_paths;
+typedef struct TAlloc_heap ta_heap;
+
+/*
+ * The hardening options as hooks (hardening.c): a heap with any option has this table, the
+ * hooks of its options set; a heap with none has none, and runs the paths instantiated
+ * without hooks (paths.c).
+ */
+typedef struct ta_hardening {
+    size_t reserve;              /* bytes past each request (canary) */
+    bool is_guarded;             /* dedicated arenas end at an inaccessible page (guard) */
+    /* junk: a new arena filled; what a free chunk hands out verified; what a free frees filled */
+    void (*fill_fresh)(ta_chunk *chunk);
+    const void *(*check_taken)(const ta_chunk *free_chunk, size_t taken);
+    void (*fill_freed)(ta_chunk *merged, const void *freed, const void *freed_end);
+    /* canary: written past the request, verified at free, realloc and usable size */
+    void (*seal_block)(const ta_heap *heap, ta_chunk *block, size_t request);
+    const void *(*check_block)(const ta_heap *heap, const ta_chunk *block, size_t *request);
+    /* quarantine: holds a freed block back (true), releasing the oldest through `release` */
+    bool (*hold)(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+    bool (*release)(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
+} ta_hardening;
 
 /* Bytes of the heap's control block each free index policy may keep its structure in. */
 enum { TA_INDEX_STATE_SIZE = 69632 };
@@ -135,6 +157,9 @@ struct TAlloc_heap {
     size_t page_size;
     uint64_t secret;             /* key of every check value in this heap */
     const struct ta_index_ops *index;
+    const struct ta_paths *paths;  /* plain or hardened (paths.c) */
+    const ta_hardening *hardening; /* &hardening_table, or NULL: no option */
+    ta_hardening hardening_table;
     ta_fault index_fault;        /* the first damage the free index met during this call
                                     (reported when the call ends), or none */
     ta_arena *arena_first;       /* creation order */
@@ -167,20 +192,17 @@ struct TAlloc_heap {
     _Alignas(64) unsigned char index_state[TA_INDEX_STATE_SIZE];
 };
 
-typedef struct TAlloc_heap ta_heap;
 
 /* ---- chunk.c: headers, boundary tags, split and merge --------------------------------- */
 /* The keyed check value of a header at `address` holding `size_word`. Inline: the checker
-   and the hot paths both call it for every header they touch. */
+   and the hot paths both call it for every header they touch. For a given address it is a
+   bijection of the size word (and for a given size word, of the address): any change to
+   either changes it, and without the secret a header cannot be moved or made up. */
 static inline uint64_t ta_chunk_check_value(uint64_t secret, const void *address, uint64_t size_word)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)address ^ secret) * 0x9E3779B97F4A7C15u;
-    h ^= size_word * 0xC2B2AE3D27D4EB4Fu;
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDu;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53u;
-    return h ^ (h >> 33);
+    uint64_t h = (((uint64_t)(uintptr_t)address ^ secret) * 0x9E3779B97F4A7C15u) ^ size_word;
+    h *= 0xD6E8FEB86659FD93u;
+    return h ^ (h >> 32);
 }
 
 static inline bool ta_chunk_is_sealed(const ta_heap *heap, const ta_chunk *chunk)
@@ -219,7 +241,8 @@ static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)
 /* An allocated chunk of `need` bytes at the start of the free chunk `chunk` (validated; in
    the index unless `is_filed` is false, as for a fresh arena's chunk); the tail is freed when
    it can hold a chunk. With `alignment` > 16 the block starts at the first payload so aligned
-   that the gap before it can be a free chunk, which stays free. */
+   that the gap before it can be a free chunk, which stays free. The caller has begun the
+   index step (in which it found the chunk); take ends it. */
 TA_HIDDEN ta_chunk *ta_chunk_take(ta_heap *heap, ta_chunk *chunk, size_t need, size_t alignment,
                                   bool is_filed, ta_fault *fault);
 #define TA_TAKE_ALL SIZE_MAX /* need: all of the chunk after the gap */
@@ -272,7 +295,7 @@ TA_HIDDEN bool ta_arena_is_released(const ta_heap *heap, const ta_arena *arena);
 /* Unmaps an arena whose one free chunk has left the index (or never joined it). */
 TA_HIDDEN void ta_arena_release(ta_heap *heap, ta_arena *arena);
 /* An empty standard arena stops being empty (a chunk is taken from it) or becomes so. */
-TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_chunk *chunk);
+TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
 TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address);
@@ -347,7 +370,8 @@ typedef struct ta_index_check {
 typedef struct ta_index_ops {
     const char *name;
     void (*init)(ta_heap *heap);
-    /* the chosen free chunk for `chunk_size` bytes (validated, big enough), or NULL */
+    /* the chosen free chunk for `chunk_size` bytes (validated, big enough), or NULL; within
+       the step that takes it */
     ta_chunk *(*find)(ta_heap *heap, size_t chunk_size);
     bool (*verify)(ta_heap *heap, ta_chunk *chunk);
     bool (*verify_insert)(ta_heap *heap, size_t chunk_size);
@@ -403,28 +427,55 @@ static inline ta_fault ta_index_take_fault(ta_heap *heap)
     return fault;
 }
 
-/* ---- heap.c: allocation paths under the lock ------------------------------------------- */
+/* ---- paths.c: the allocation paths, plain and hardened ---------------------------------- */
+typedef struct ta_paths {
+    void *(*alloc)(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
+    /* free of a validated chunk: its canary, the quarantine, the release */
+    void (*free)(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
+    /* realloc of a non-NULL pointer to a non-zero size */
+    void *(*realloc)(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
+    size_t (*usable)(ta_heap *heap, const void *ptr, ta_fault *fault);
+} ta_paths;
+
+/* Initialises a heap (zero-filled memory) from `config`: core, hardening, paths. */
+TA_HIDDEN bool ta_heap_setup(ta_heap *heap, const TAlloc_config *config);
+TA_HIDDEN void ta_paths_release_quarantine(ta_heap *heap, ta_fault *fault);
+
+/* ---- heap.c: the heap's core under the lock --------------------------------------------- */
 TA_HIDDEN bool ta_heap_init(ta_heap *heap, const TAlloc_config *config);
-TA_HIDDEN void *ta_heap_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
 TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
                                     ta_arena **owner, ta_fault *fault);
-TA_HIDDEN void ta_heap_free_chunk(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
-/* free of a validated chunk: verifies its canary, then quarantines or releases it. */
-TA_HIDDEN void ta_heap_free_user(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
-TA_HIDDEN void ta_heap_release_quarantine(ta_heap *heap, ta_fault *fault);
+/* A block of `need` bytes at `alignment` taken from the free chunk `chunk` the index chose,
+   or from a new arena mapped for `search` bytes (`h`: the hardening table, or NULL). */
+TA_HIDDEN ta_chunk *ta_heap_take_filed(ta_heap *heap, ta_chunk *chunk, size_t need,
+                                       size_t alignment, ta_fault *fault);
+TA_HIDDEN ta_chunk *ta_heap_take_fresh(ta_heap *heap, size_t need, size_t search,
+                                       size_t alignment, const ta_hardening *h, ta_fault *fault);
+/* Zeroes a block for calloc; `is_fresh`: it comes from a new, zero-filled arena. */
+TA_HIDDEN void ta_heap_zero(ta_chunk *block, bool is_fresh);
+/* After a free produced `merged`: an arena left empty is released or retained. */
+TA_HIDDEN void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged,
+                                    bool is_arena_empty);
 /* Unmaps every empty arena (retained, or kept by damage); returns how many. */
 TA_HIDDEN size_t ta_heap_trim_arenas(ta_heap *heap);
-TA_HIDDEN void *ta_heap_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
 /* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when this thread
    already holds it - a signal handler or a callback re-entering the heap - instead of
    deadlocking. */
 TA_HIDDEN bool ta_heap_lock(ta_heap *heap);
 TA_HIDDEN void ta_heap_unlock(ta_heap *heap);
+/* The same for calls that run no user code: the mutex is skipped while the process has a
+   single thread. Returns the mode to leave with, TA_NOT_ENTERED on a recursive call. */
+enum { TA_NOT_ENTERED, TA_LOCKED, TA_SINGLE_THREADED };
+TA_HIDDEN int ta_heap_enter(ta_heap *heap);
+TA_HIDDEN void ta_heap_leave(ta_heap *heap, int mode);
 
 /* ---- check.c ---- */
 TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ctx);
 
-/* ---- hardening.c: canary and junk (config options) ------------------------------------- */
+/* ---- hardening.c: canary, junk, quarantine, the hook table, the fork re-key ------------- */
+/* Fills the heap's hook table from its config; `release` frees what the quarantine lets go. */
+TA_HIDDEN void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_fault *));
+TA_HIDDEN void ta_quarantine_release(ta_heap *heap, ta_fault *fault);
 #define TA_JUNK_BYTE 0xdf
 enum { TA_CANARY_RESERVE = 9 }; /* bytes a canary block needs past the request: the size word
                                    and at least one canary byte */

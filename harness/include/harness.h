@@ -211,10 +211,11 @@ bool th_run_check(th_run *run, size_t op_index);
    filled in) the hooks of an exact model of where TAlloc places blocks under that policy, and
    resets it; a difference is a TH_POLICY failure. One model per process. */
 void th_placement_install(th_config *config);
-/* A chunk size whose requests `policy` serves from free chunks of `chunk_size` bytes, one
-   after another, until none is left: the size itself, or under segregated fit the smallest
-   size of its class. */
-size_t th_placement_take_size(TAlloc_policy policy, size_t chunk_size);
+/* The chunk size to request so that `policy` takes, one request at a time, the free chunks it
+   would choose for `chunk_size` bytes until the one of that size: with first and best fit the
+   whole chunk it chooses now (from a walk of `heap`), with segregated fit the smallest size of
+   the class (each take leaves the class). */
+size_t th_placement_take_size(TAlloc_heap *heap, TAlloc_policy policy, size_t chunk_size);
 
 /* Prints a result's failure, or "ok", in one line. */
 void th_print_failure(const th_failure *failure, FILE *out);

@@ -289,6 +289,18 @@ static void file(model *m, segment *s)
     s->filed = ++m->next_filed;
 }
 
+static unsigned class_of(size_t size);
+
+/* `s` took the place of a free segment `old`: within the same size class it keeps that
+   segment's place in the list, else it is filed anew. */
+static void refile(model *m, segment *s, const segment *old)
+{
+    if (old && class_of(s->size) == class_of(old->size))
+        s->filed = old->filed;
+    else
+        file(m, s);
+}
+
 /* First fit: the lowest-addressed free segment of at least `size` bytes, in any arena. */
 static bool first_fit(const model *m, size_t size, place *out)
 {
@@ -405,9 +417,40 @@ static bool segregated_fit(const model *m, size_t size, place *out)
     return false;
 }
 
-size_t th_placement_take_size(TAlloc_policy policy, size_t chunk_size)
+/* The free chunk first fit or best fit chooses for `size` bytes, from a walk of the heap. */
+typedef struct choice {
+    TAlloc_policy policy;
+    size_t size;
+    size_t chosen;   /* its chunk bytes, 0: none yet */
+    uintptr_t at;
+} choice;
+
+static int visit_choice(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
 {
-    return policy == TALLOC_POLICY_SEGREGATED ? class_floor(chunk_size) : chunk_size;
+    (void)arena;
+    choice *c = ctx;
+    size_t bytes = chunk ? chunk->size + chunk->reserved : 0;
+    if (chunk == NULL || !chunk->is_free || bytes < c->size)
+        return 0;
+    uintptr_t at = (uintptr_t)chunk->address;
+    bool is_better = c->chosen == 0 ||
+                     (c->policy == TALLOC_POLICY_BEST_FIT
+                          ? bytes < c->chosen || (bytes == c->chosen && at < c->at)
+                          : at < c->at);
+    if (is_better) {
+        c->chosen = bytes;
+        c->at = at;
+    }
+    return 0;
+}
+
+size_t th_placement_take_size(TAlloc_heap *heap, TAlloc_policy policy, size_t chunk_size)
+{
+    if (policy == TALLOC_POLICY_SEGREGATED)
+        return class_floor(chunk_size);
+    choice c = {policy, chunk_size, 0, 0};
+    TAlloc_heap_walk(heap, visit_choice, &c);
+    return c.chosen ? c.chosen : chunk_size;
 }
 
 static bool choose(const model *m, size_t size, place *out)
@@ -433,8 +476,8 @@ static bool map_arena(model *m, size_t size, place *out)
 }
 
 /* The free segment at `p` becomes a free gap and a rest whose payload is `alignment`-aligned;
-   returns the rest's place. */
-static place split_gap(model *m, place p, size_t alignment)
+   returns the rest's place. `old`: the segment as it was filed (NULL: a fresh arena's). */
+static place split_gap(model *m, place p, size_t alignment, const segment *old)
 {
     uintptr_t payload = payload_of(m, p);
     size_t gap = round_up(payload, alignment) - payload;
@@ -445,13 +488,14 @@ static place split_gap(model *m, place p, size_t alignment)
     segment *s = segment_at(m, p);
     segment rest = {s->offset + gap, s->size - gap, true, 0};
     s->size = gap;
-    file(m, s);
+    refile(m, s, old);
     segment_insert(&m->arenas[p.arena], p.index + 1, rest);
     return (place){p.arena, p.index + 1};
 }
 
-/* The free segment at `p` is handed out as `need` bytes, its tail split off when >= 48. */
-static void take(model *m, place p, size_t need)
+/* The free segment at `p` is handed out as `need` bytes, its tail split off when >= 48;
+   the tail replaces `old` (NULL: it is filed anew). */
+static void take(model *m, place p, size_t need, const segment *old)
 {
     segment *s = segment_at(m, p);
     size_t rest = s->size - need;
@@ -460,11 +504,13 @@ static void take(model *m, place p, size_t need)
         return;
     s->size = need;
     segment tail = {s->offset + need, rest, true, 0};
-    file(m, &tail);
+    refile(m, &tail, old);
     segment_insert(&m->arenas[p.arena], p.index + 1, tail);
 }
 
-/* Applies an allocation of `size` bytes at `alignment` (already >= 16) to the model. */
+/* Applies an allocation of `size` bytes at `alignment` (already >= 16) to the model. A chunk
+   of the index is replaced by the gap before the block, or else by the tail after it; a
+   fresh arena's pieces are filed anew. */
 static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintptr_t *payload)
 {
     if (!is_representable(size, alignment))
@@ -473,11 +519,16 @@ static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintpt
     bool is_aligned = alignment > PLAIN_ALIGNMENT;
     size_t search = is_aligned ? need + alignment + MIN_CHUNK : need;
     place p;
-    if (!choose(m, search, &p) && !map_arena(m, search, &p))
+    bool is_filed = choose(m, search, &p);
+    if (!is_filed && !map_arena(m, search, &p))
         return ALLOC_NO_MAP;
-    if (is_aligned)
-        p = split_gap(m, p, alignment);
-    take(m, p, need);
+    segment original = *segment_at(m, p);
+    if (is_aligned) {
+        place rest = split_gap(m, p, alignment, is_filed ? &original : NULL);
+        is_filed = is_filed && rest.index == p.index; /* the gap took the chunk's place */
+        p = rest;
+    }
+    take(m, p, need, is_filed ? &original : NULL);
     *payload = payload_of(m, p);
     return ALLOC_PLACED;
 }
@@ -485,19 +536,25 @@ static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintpt
 /* ---- free ------------------------------------------------------------------------------- */
 
 /* Merges the free segment at `p` with a free right neighbour, then a free left one; returns
-   where the merged segment is. */
+   where the merged segment is. It replaces the left neighbour when that was free, else the
+   right one (`*old`, when not NULL), else it is filed anew. */
 static place merge_free(model *m, place p)
 {
     model_arena *a = &m->arenas[p.arena];
-    if (p.index + 1 < a->count && a->segments[p.index + 1].is_free) {
+    bool has_right = p.index + 1 < a->count && a->segments[p.index + 1].is_free;
+    bool has_left = p.index > 0 && a->segments[p.index - 1].is_free;
+    segment old = has_left ? a->segments[p.index - 1] : has_right ? a->segments[p.index + 1]
+                                                                  : (segment){0};
+    if (has_right) {
         a->segments[p.index].size += a->segments[p.index + 1].size;
         segment_remove(a, p.index + 1);
     }
-    if (p.index > 0 && a->segments[p.index - 1].is_free) {
+    if (has_left) {
         a->segments[p.index - 1].size += a->segments[p.index].size;
         segment_remove(a, p.index);
         p.index--;
     }
+    refile(m, &a->segments[p.index], has_left || has_right ? &old : NULL);
     return p;
 }
 
@@ -525,7 +582,6 @@ static void model_free_at(model *m, place p)
 {
     segment_at(m, p)->is_free = true;
     p = merge_free(m, p);
-    file(m, segment_at(m, p));
     settle_arena(m, p.arena);
 }
 
@@ -541,8 +597,7 @@ static void shrink_in_place(model *m, place p, size_t need)
     s->size = need;
     segment tail = {s->offset + need, rest, true, 0};
     segment_insert(&m->arenas[p.arena], p.index + 1, tail);
-    place merged = merge_free(m, (place){p.arena, p.index + 1});
-    file(m, segment_at(m, merged));
+    merge_free(m, (place){p.arena, p.index + 1});
 }
 
 /* Grows the segment at `p` into a free right neighbour; false when that is too small. */
@@ -556,9 +611,10 @@ static bool grow_in_place(model *m, place p, size_t need)
     if (total < need)
         return false;
     if (total - need >= MIN_CHUNK) {
+        segment old = *next;
         s->size = need;
         *next = (segment){s->offset + need, total - need, true, 0};
-        file(m, next);
+        refile(m, next, &old);
     } else {
         s->size = total;
         segment_remove(a, p.index + 1);
