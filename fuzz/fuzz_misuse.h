@@ -2,7 +2,9 @@
  * fuzz_misuse.h - damage ops interleaved with the whole API, on a heap whose error handler is
  * installed (the harness forwards every report to the on_error hook). Two targets run it:
  *
- *   fuzz_misuse           a heap with the default options
+ *   fuzz_misuse           a heap with the default options but the large-block cache (off:
+ *                         damage is followed until its arena is unmapped, and the cache would
+ *                         take a dedicated arena away without an unmap)
  *   fuzz_misuse_hardened  the same programs on a heap with canary, junk and a quarantine of
  *                         QUARANTINE blocks (the harness releases the quarantine after every
  *                         op, so it holds what one op freed); requests above 256 KiB are

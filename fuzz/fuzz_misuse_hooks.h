@@ -318,6 +318,10 @@ static void misuse_configure(th_config *config, const char *name, bool is_harden
         config->max_request = HARDENED_MAX_REQUEST;
     }
     config->allowed_ops = ((1u << TH_OP_KIND_COUNT) - 1) & ~(1u << TH_OP_FAIL_MAPS);
+    /* damage is followed until its arena is unmapped (on_unmap); the large-block cache would
+       take a dedicated arena away with no unmap (its kept mapping is plain memory no damage
+       op reaches), so these targets run without it */
+    config->large_cache = 0;
     config->hooks = (th_hooks){.on_unmap = on_unmap, .after_op = after_op, .damage = on_damage,
                                .on_error = on_error, .ctx = &state};
 }

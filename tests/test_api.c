@@ -1019,6 +1019,7 @@ static TAlloc_heap *make_counting_heap(counting_os *c)
     TAlloc_config_init(&config);
     config.arena_size = SMALL_ARENA;
     config.policy = test_policy();
+    config.large_cache = 0; /* every release an unmap */
     config.os.map = counting_map;
     config.os.unmap = counting_unmap;
     config.os.ctx = c;

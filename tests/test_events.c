@@ -52,6 +52,7 @@ static TAlloc_heap *make_heap_in(size_t arena_size, size_t retained, const TAllo
     TAlloc_config config;
     TAlloc_config_init(&config);
     config.policy = policy;
+    config.large_cache = 0; /* releases unmap: test_large_cache keeps them */
     config.arena_size = arena_size;
     config.retained_arena_count = retained;
     if (os != NULL)
@@ -1270,6 +1271,155 @@ static void test_segregated_classes(void)
     TAlloc_heap_destroy(h);
 }
 
+/* ---- the large-block cache and remap ------------------------------------------------------- */
+
+static TAlloc_heap *make_cache_heap(size_t bound)
+{
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.policy = test_policy();
+    config.arena_size = 16384;
+    config.large_cache = bound;
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    EXPECT(heap != NULL, "heap_create with a large cache of %zu bytes failed", bound);
+    return heap;
+}
+
+/* A dedicated block freed keeps its mapping; the next of that size reuses it (no map), and
+   one of another size reuses it resized; calloc from a kept mapping is still zero. */
+static void test_large_cache_reuse(void)
+{
+    TAlloc_heap *h = make_cache_heap((size_t)1 << 20);
+    if (h == NULL)
+        return;
+    size_t map = round_up(chunk_for(100000) + RESERVED, TAlloc_page_size());
+    char *a = TAlloc_heap_malloc(h, 100000);
+    REQUIRE(h, a != NULL, "large cache: malloc(100000)");
+    memset(a, 0xab, 100000);
+    TAlloc_stats s0 = stats_of(h);
+    TAlloc_heap_free(h, a);
+    TAlloc_stats s1 = stats_of(h);
+    EXPECT_EVENTS("large block freed", s0, s1, TALLOC_EVENT_ARENA_RELEASED, 1,
+                  TALLOC_EVENT_LARGE_CACHED, 1, TALLOC_EVENT_MERGE_RIGHT, ANY);
+    EXPECT(s1.unmap_count == s0.unmap_count && s1.cached_count == 1 && s1.cached_bytes == map &&
+               s1.arena_count == s0.arena_count - 1,
+           "large cache: kept %zu mappings of %zu bytes (want 1 of %zu), %llu unmaps",
+           s1.cached_count, s1.cached_bytes, map, (unsigned long long)(s1.unmap_count - s0.unmap_count));
+    char *b = TAlloc_heap_calloc(h, 1, 100000);
+    TAlloc_stats s2 = stats_of(h);
+    EXPECT_EVENTS("same size again", s1, s2, TALLOC_EVENT_DEDICATED_ARENA, 1,
+                  TALLOC_EVENT_LARGE_REUSED, 1, TALLOC_EVENT_SPLIT, ANY);
+    EXPECT(b == a && s2.map_count == s1.map_count && s2.cached_count == 0,
+           "large cache: reused at %p (want %p), %llu maps", (void *)b, (void *)a,
+           (unsigned long long)(s2.map_count - s1.map_count));
+    size_t nonzero = 0;
+    for (size_t i = 0; b && i < 100000; i++)
+        nonzero += b[i] != 0;
+    EXPECT(nonzero == 0, "large cache: calloc from a kept mapping has %zu nonzero bytes", nonzero);
+    TAlloc_heap_free(h, b);
+    char *c = TAlloc_heap_malloc(h, 300000); /* bigger: the kept mapping, resized */
+    TAlloc_stats s3 = stats_of(h);
+    EXPECT(c != NULL && s3.map_count == s2.map_count && s3.cached_count == 0 &&
+               s3.event_count[TALLOC_EVENT_LARGE_REUSED] == s2.event_count[TALLOC_EVENT_LARGE_REUSED] + 1,
+           "large cache: a bigger block from the kept mapping, resized (%llu maps)",
+           (unsigned long long)(s3.map_count - s2.map_count));
+    TAlloc_heap_free(h, c);
+    EXPECT_HEAP_OK(h, "large cache reuse");
+    TAlloc_stats s4 = stats_of(h);
+    EXPECT(s4.cached_count == 1 && TAlloc_heap_trim(h) == 1 && stats_of(h).cached_count == 0,
+           "large cache: trim gives every kept mapping back");
+    TAlloc_heap_destroy(h);
+}
+
+/* The bound in bytes and in mappings, and the decay, give the oldest back first. */
+static void test_large_cache_bounds(void)
+{
+    TAlloc_heap *h = make_cache_heap((size_t)1 << 20);
+    if (h == NULL)
+        return;
+    char *p[10];
+    for (int i = 0; i < 3; i++)
+        p[i] = TAlloc_heap_malloc(h, 400000);
+    TAlloc_stats s0 = stats_of(h);
+    for (int i = 0; i < 3; i++)
+        TAlloc_heap_free(h, p[i]);
+    TAlloc_stats s1 = stats_of(h);
+    EXPECT(s1.cached_count == 2 && s1.unmap_count == s0.unmap_count + 1 &&
+               s1.cached_bytes <= ((size_t)1 << 20),
+           "large cache: 3 x 400 KB under a 1 MiB bound: %zu kept, %llu unmapped", s1.cached_count,
+           (unsigned long long)(s1.unmap_count - s0.unmap_count));
+    TAlloc_heap_trim(h);
+    for (int i = 0; i < 10; i++)
+        p[i] = TAlloc_heap_malloc(h, 20000 + (size_t)i * 4096);
+    TAlloc_stats s2 = stats_of(h);
+    for (int i = 0; i < 10; i++)
+        TAlloc_heap_free(h, p[i]);
+    TAlloc_stats s3 = stats_of(h);
+    EXPECT(s3.cached_count == 8 && s3.unmap_count == s2.unmap_count + 2,
+           "large cache: 10 small dedicated arenas, 8 slots: %zu kept, %llu unmapped",
+           s3.cached_count, (unsigned long long)(s3.unmap_count - s2.unmap_count));
+    TAlloc_heap_trim(h);
+    char *other = TAlloc_heap_malloc(h, 60000), *old = TAlloc_heap_malloc(h, 30000);
+    TAlloc_heap_free(h, old); /* kept: the one the decay must give back */
+    TAlloc_heap_free(h, other);
+    TAlloc_stats s4 = stats_of(h);
+    for (int i = 0; i < 40; i++) /* 80 large events, each reusing the other's exact size */
+        TAlloc_heap_free(h, TAlloc_heap_malloc(h, 60000));
+    TAlloc_stats s5 = stats_of(h);
+    EXPECT(s5.cached_count == 1 && s5.unmap_count == s4.unmap_count + 1,
+           "large cache: after 80 later large events the old mapping went: %zu kept, %llu unmapped",
+           s5.cached_count, (unsigned long long)(s5.unmap_count - s4.unmap_count));
+    EXPECT_HEAP_OK(h, "large cache bounds");
+    TAlloc_heap_destroy(h);
+
+    h = make_cache_heap(0); /* no cache: every release an unmap */
+    if (h == NULL)
+        return;
+    TAlloc_stats s6 = stats_of(h);
+    TAlloc_heap_free(h, TAlloc_heap_malloc(h, 100000));
+    TAlloc_stats s7 = stats_of(h);
+    EXPECT(s7.cached_count == 0 && s7.unmap_count == s6.unmap_count + 1, "large_cache 0 unmaps");
+    TAlloc_heap_destroy(h);
+}
+
+/* A dedicated arena's one block grows by remapping its arena: no map, no copy of the bytes by
+   TAlloc, the bytes kept; a free tail is taken along. */
+static void test_realloc_remap(void)
+{
+    TAlloc_heap *h = make_cache_heap(0);
+    if (h == NULL)
+        return;
+    unsigned char *p = TAlloc_heap_malloc(h, 50000);
+    REQUIRE(h, p != NULL, "remap: malloc(50000)");
+    for (size_t i = 0; i < 50000; i++)
+        p[i] = (unsigned char)(i * 7);
+    TAlloc_stats s0 = stats_of(h);
+    unsigned char *q = TAlloc_heap_realloc(h, p, 500000);
+    TAlloc_stats s1 = stats_of(h);
+    EXPECT_EVENTS("realloc by remap", s0, s1, TALLOC_EVENT_REALLOC_REMAPPED, 1);
+    size_t bad = 0;
+    for (size_t i = 0; q && i < 50000; i++)
+        bad += q[i] != (unsigned char)(i * 7);
+    EXPECT(q != NULL && bad == 0 && s1.map_count == s0.map_count && s1.unmap_count == s0.unmap_count &&
+               TAlloc_heap_usable_size(h, q) >= 500000,
+           "remap: %zu bytes changed, %llu maps, %llu unmaps", bad,
+           (unsigned long long)(s1.map_count - s0.map_count),
+           (unsigned long long)(s1.unmap_count - s0.unmap_count));
+    EXPECT_HEAP_OK(h, "realloc by remap");
+    /* a small block in the arena's tail: the arena holds two blocks, so the grow copies */
+    char *small = TAlloc_heap_malloc(h, 64);
+    TAlloc_stats s2 = stats_of(h);
+    char *r = TAlloc_heap_realloc(h, q, 900000);
+    TAlloc_stats s3 = stats_of(h);
+    EXPECT(r != NULL && s3.event_count[TALLOC_EVENT_REALLOC_REMAPPED] ==
+                            s2.event_count[TALLOC_EVENT_REALLOC_REMAPPED] + (small < (char *)q),
+           "remap: a block sharing its arena is %s", small < (char *)q ? "remapped" : "moved");
+    TAlloc_heap_free(h, small);
+    TAlloc_heap_free(h, r);
+    EXPECT_HEAP_OK(h, "realloc by remap: freed");
+    TAlloc_heap_destroy(h);
+}
+
 /* A chunk of exactly arena_size - 64 is a standard arena; 16 more bytes get a dedicated one. */
 static void test_dedicated_threshold(void)
 {
@@ -1440,6 +1590,9 @@ int main(void)
     test_first_fit_across_arenas();
     test_best_fit_smallest_hole();
     test_segregated_classes();
+    test_large_cache_reuse();
+    test_large_cache_bounds();
+    test_realloc_remap();
     test_dedicated_threshold();
     test_arena_size_rounding();
     test_aligned_search_size();

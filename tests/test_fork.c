@@ -50,7 +50,7 @@ static uint64_t fork_maps(void)
     for (int i = 0; i < FORK_HEAPS; i++) {
         TAlloc_stats s;
         TAlloc_heap_get_stats(heaps[i], &s);
-        maps += s.map_count;
+        maps += s.map_count + s.event_count[TALLOC_EVENT_LARGE_REUSED];
     }
     return maps;
 }

@@ -257,10 +257,11 @@ static void run_verify(run *r, int step, size_t extra)
 {
     TAlloc_stats s = stats_of(r->heap);
     if (s.map_count != r->os.maps_ok - 1 || s.unmap_count != r->os.unmaps ||
-        s.arena_count != s.map_count - s.unmap_count)
-        run_error(r, "op %d: stats map %llu unmap %llu arenas %zu; OS layer: %lu maps, %lu unmaps",
-                  step, (unsigned long long)s.map_count, (unsigned long long)s.unmap_count,
-                  s.arena_count, r->os.maps_ok, r->os.unmaps);
+        s.arena_count + s.cached_count != s.map_count - s.unmap_count)
+        run_error(r, "op %d: stats map %llu unmap %llu arenas %zu kept %zu; OS layer: %lu maps, "
+                  "%lu unmaps", step, (unsigned long long)s.map_count,
+                  (unsigned long long)s.unmap_count, s.arena_count, s.cached_count,
+                  r->os.maps_ok, r->os.unmaps);
     size_t live = 0;
     for (int i = 0; i < SLOTS; i++) {
         slot *sl = &r->slots[i];

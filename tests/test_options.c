@@ -198,10 +198,11 @@ static void test_verbose_and_sizes(void)
     EXPECT(exited_ok(&o), "status %d, stderr %s", o.status, o.err);
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
-                         "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1\n") == 0,
+                         "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1 "
+                         "large_cache=67108864\n") == 0,
            "err: %s", o.err);
     o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
-    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0\n") != NULL,
+    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0 large_cache=") != NULL,
            "hardening options: %s", o.err);
 
     /* ',' separates too; k and g suffixes; sizes are rounded up to whole pages */
@@ -302,7 +303,7 @@ static void test_stats(void)
     EXPECT(strstr(o.err, "\ntalloc:   allocations 3, frees 3\n") != NULL, "exit counts: %s", o.err);
     EXPECT(strstr(o.err, "\ntalloc:   live blocks 0, live bytes 0\n") != NULL, "exit live: %s",
            o.err);
-    EXPECT(talloc_lines(o.err) == 7, "seven lines: %s", o.err);
+    EXPECT(talloc_lines(o.err) == 8, "eight lines: %s", o.err);
 
     /* the exit statistics survive a program that closes stderr before it exits */
     o = run("close_stderr", "stats=1");
@@ -326,7 +327,7 @@ static void test_explicit_heap_stats(void)
     EXPECT(strstr(buf, " (pid ") != NULL && strstr(buf, "default heap") == NULL, "%s", buf);
     EXPECT(strstr(buf, "talloc:   allocations 1, frees 0\n") != NULL, "%s", buf);
     EXPECT(strstr(buf, "program break") == NULL, "only the default heap's: %s", buf);
-    EXPECT(talloc_lines(buf) == 6, "six lines: %s", buf);
+    EXPECT(talloc_lines(buf) == 7, "seven lines: %s", buf);
     TAlloc_heap_free(heap, p);
     TAlloc_heap_destroy(heap);
 }

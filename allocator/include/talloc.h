@@ -37,6 +37,8 @@ extern "C" {
 #define TALLOC_ALIGNMENT 16
 /* Size of a standard arena when the config leaves it 0, in bytes (the proof of concept's). */
 #define TALLOC_DEFAULT_ARENA_SIZE ((size_t)16384000)
+/* Bytes of large-block mappings a heap keeps for reuse by default (config.large_cache). */
+#define TALLOC_DEFAULT_LARGE_CACHE ((size_t)64 << 20)
 
 /* ---- The C allocation family, on the default heap ------------------------------------- */
 
@@ -155,6 +157,8 @@ typedef struct TAlloc_config {
     int fork_rekey;               /* 1 (TAlloc_config_init): a fork child draws a new secret and
                                      re-keys the heap when it first uses it; 0: keeps the
                                      parent's (no page of the heap is written) */
+    size_t large_cache;           /* bytes of released dedicated arenas' mappings kept for the
+                                     next large blocks (TALLOC_DEFAULT_LARGE_CACHE; 0: none) */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, segregated fit,
@@ -246,6 +250,9 @@ typedef enum TAlloc_event {
     TALLOC_EVENT_REALLOC_MOVED,
     TALLOC_EVENT_ALIGNED_SPLIT,      /* the gap before an aligned block became a free chunk */
     TALLOC_EVENT_MAP_FAILED,         /* the OS layer refused a map */
+    TALLOC_EVENT_LARGE_CACHED,       /* a released dedicated arena's mapping was kept */
+    TALLOC_EVENT_LARGE_REUSED,       /* a dedicated arena was made from a kept mapping */
+    TALLOC_EVENT_REALLOC_REMAPPED,   /* a large block grew by remapping its arena, uncopied */
     TALLOC_EVENT_COUNT
 } TAlloc_event;
 
@@ -258,8 +265,10 @@ typedef struct TAlloc_stats {
     size_t free_bytes;       /* their payload bytes */
     size_t arena_count;      /* arenas mapped now */
     size_t mapped_bytes;     /* bytes of those arenas */
-    uint64_t map_count;      /* arena maps since creation */
-    uint64_t unmap_count;    /* arena unmaps since creation */
+    size_t cached_count;     /* large-block mappings kept for reuse (not arenas) */
+    size_t cached_bytes;     /* their bytes */
+    uint64_t map_count;      /* maps of the OS layer since creation (arena memory) */
+    uint64_t unmap_count;    /* unmaps since creation: arenas + cached = maps - unmaps */
     uint64_t event_count[TALLOC_EVENT_COUNT];
     uint64_t alloc_total;    /* successful allocations since creation (realloc moves count) */
     uint64_t free_total;     /* blocks freed since creation */
@@ -280,7 +289,8 @@ TALLOC_API void TAlloc_release_quarantine(void);
 
 /* Releases the blocks held in quarantine, then unmaps every empty arena: those the heap
    retains for reuse, and any a free had to keep because it met a damaged link (reported
-   then). Returns how many arenas were unmapped. */
+   then); gives back the large-block mappings kept for reuse too. Returns how many arenas and
+   mappings were unmapped. */
 TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);
 TALLOC_API size_t TAlloc_trim(void);
 
@@ -297,6 +307,7 @@ TALLOC_API size_t TAlloc_trim(void);
  *   guard=1         config.guard: a large overflow of a dedicated arena's block faults
  *   quarantine=N    config.quarantine: the last N freed blocks are not reused yet
  *   fork_rekey=0|1  config.fork_rekey: a fork child re-keys the heap on first use (default 1)
+ *   large_cache=N   config.large_cache: bytes of large-block mappings kept (suffix k, m, g)
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

@@ -9,16 +9,6 @@
 #include "internal.h"
 #include "track.h"
 
-void TAlloc_config_init(TAlloc_config *config)
-{
-    *config = (TAlloc_config){
-        .arena_size = TALLOC_DEFAULT_ARENA_SIZE,
-        .retained_arena_count = 1,
-        .policy = TALLOC_POLICY_SEGREGATED,
-        .fork_rekey = 1,
-    };
-}
-
 TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
 {
     TAlloc_config defaults;
@@ -67,6 +57,7 @@ void TAlloc_heap_destroy(TAlloc_heap *heap)
         next = a->next;
         ta_arena_unmap_memory(heap, a);
     }
+    ta_large_trim(heap);
     ta_track_leave();
     ta_arena_registry_free(heap);
     if (heap->quarantine)
@@ -227,7 +218,7 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     ta_paths_release_quarantine(heap, &fault);
-    size_t released = ta_heap_trim_arenas(heap);
+    size_t released = ta_heap_trim_arenas(heap) + ta_large_trim(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;
@@ -272,6 +263,9 @@ static const char *const event_names[TALLOC_EVENT_COUNT] = {
     [TALLOC_EVENT_REALLOC_MOVED] = "realloc_moved",
     [TALLOC_EVENT_ALIGNED_SPLIT] = "aligned_split",
     [TALLOC_EVENT_MAP_FAILED] = "map_failed",
+    [TALLOC_EVENT_LARGE_CACHED] = "large_cached",
+    [TALLOC_EVENT_LARGE_REUSED] = "large_reused",
+    [TALLOC_EVENT_REALLOC_REMAPPED] = "realloc_remapped",
 };
 
 const char *TAlloc_event_name(TAlloc_event event)

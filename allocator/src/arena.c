@@ -257,16 +257,24 @@ static void unlink_arena(ta_heap *heap, ta_arena *arena)
  * otherwise a dedicated one rounded up to pages. Returns its single free chunk, not in the
  * index yet, or NULL when the OS layer refuses.
  */
-ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
+ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated, bool *is_zeroed)
 {
     bool dedicated = chunk_size > heap->arena_size - TA_ARENA_RESERVED;
     size_t map_size = dedicated ? ta_align_up(chunk_size + TA_ARENA_RESERVED, heap->page_size)
                                 : heap->arena_size;
     size_t guard = dedicated && heap->config.guard && heap->config.os.protect ? heap->page_size : 0;
     size_t alignment = dedicated ? 0 : (size_t)1 << heap->arena_shift;
+    bool is_resized = false;
     ta_arena *arena = NULL;
-    if (ta_arena_reserve(heap, dedicated))
-        arena = ta_os_map(&heap->config.os, map_size + guard, alignment);
+    if (!ta_arena_reserve(heap, dedicated)) {
+        ta_count(heap, TALLOC_EVENT_MAP_FAILED);
+        return NULL;
+    }
+    *is_zeroed = true;
+    if (dedicated && (arena = ta_large_take(heap, map_size, &is_resized)) != NULL)
+        *is_zeroed = false; /* a mapping used before */
+    else if ((arena = ta_os_map(&heap->config.os, map_size + guard, alignment)) != NULL)
+        heap->stats.map_count++;
     if (arena == NULL) {
         ta_count(heap, TALLOC_EVENT_MAP_FAILED);
         return NULL;
@@ -297,12 +305,52 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated)
     return chunk;
 }
 
-/* Unmaps an arena that is one free chunk, out of the index. */
+/*
+ * Resizes the dedicated arena `arena` (its one block, the tail out of the index) to
+ * `map_size` bytes with the OS layer's remap, keeping its contents; the arena header and
+ * fence are rewritten, the block's header is the caller's. Returns the arena (it may have
+ * moved), or NULL (nothing changed) when the OS layer cannot or will not.
+ */
+ta_arena *ta_arena_remap(ta_heap *heap, ta_arena *arena, size_t map_size)
+{
+    size_t old_size = arena->map_size;
+    ta_arena *prev = arena->prev, *next = arena->next;
+    registry_remove(heap, arena); /* while its header is still mapped */
+    ta_arena *moved = ta_os_remap(&heap->config.os, arena, old_size, map_size);
+    if (moved == NULL) {
+        registry_add(heap, arena); /* the room it just left */
+        return NULL;
+    }
+    moved->map_size = map_size;
+    moved->prev = prev;
+    moved->next = next;
+    *(prev ? &prev->next : &heap->arena_first) = moved;
+    *(next ? &next->prev : &heap->arena_last) = moved;
+    registry_add(heap, moved);
+    ta_arena_seal(heap, moved);
+    ta_account_arena(heap, map_size, +1);
+    ta_account_arena(heap, old_size, -1);
+    ta_chunk_write(heap, ta_arena_fence(moved), 0, 0);
+    ta_count(heap, TALLOC_EVENT_REALLOC_REMAPPED);
+    return moved;
+}
+
+/* Unmaps an arena that is one free chunk, out of the index; a dedicated one's mapping may be
+   kept for the next (large.c). */
 static void unmap_arena(ta_heap *heap, ta_arena *arena)
 {
     ta_account_chunk(heap, true, arena->map_size - TA_ARENA_RESERVED, -1);
     unlink_arena(heap, arena);
     ta_account_arena(heap, arena->map_size, -1);
+    if (arena->is_dedicated && arena->guard_size == 0) {
+        size_t map_size = arena->map_size;
+        ta_track_arena_unmap(arena, map_size);
+        if (ta_large_keep(heap, arena, map_size))
+            return;
+        heap->stats.unmap_count++;
+        ta_os_unmap(&heap->config.os, arena, map_size);
+        return;
+    }
     ta_arena_unmap_memory(heap, arena);
 }
 
@@ -318,6 +366,7 @@ void ta_arena_unmap_memory(ta_heap *heap, ta_arena *arena)
 {
     size_t map_size = arena->map_size, guard = arena->guard_size;
     ta_track_arena_unmap(arena, map_size);
+    heap->stats.unmap_count++;
     ta_os_unmap(&heap->config.os, arena, map_size + guard);
 }
 

@@ -239,8 +239,10 @@ static void check_totals(checker *ck)
     compare(ck, w->free_bytes, s->free_bytes, "free bytes differ from walk");
     compare(ck, w->arena_count, s->arena_count, "arena count differs from walk");
     compare(ck, w->mapped_bytes, s->mapped_bytes, "mapped bytes differ from walk");
-    compare(ck, w->arena_count, (size_t)(s->map_count - s->unmap_count),
-            "maps minus unmaps differ from arena count");
+    compare(ck, w->arena_count + s->cached_count, (size_t)(s->map_count - s->unmap_count),
+            "maps minus unmaps differ from arenas and cached mappings");
+    if (s->cached_bytes > ck->heap->config.large_cache)
+        violation(ck, TALLOC_I6_ACCOUNTING, ck->heap, "cached mappings exceed the cache's bound");
     compare(ck, ck->empty_arena_count, ck->heap->empty_arena_count,
             "empty arena count differs from walk");
     check_quarantine(ck);

@@ -1,7 +1,7 @@
 /*
- * chunk.c - chunk headers, boundary tags, and the surgery on them: taking a block out of a
- * free chunk (splitting off the tail, or the gap before an aligned block), freeing with
- * merges, shrinking and growing in place (layout: internal.h).
+ * chunk.c - the surgery on chunks: taking a block out of a free chunk (splitting off the
+ * tail, or the gap before an aligned block), freeing with merges, shrinking and growing in
+ * place (layout and the header format: internal.h).
  *
  * Keeps I2 (every header sealed), I3 (footers and TA_PREV_FREE), I4 (a freed chunk merges with
  * each free neighbour) and the chunk counters of I6 (through ta_account_chunk). Each surgery
@@ -12,42 +12,6 @@
 #include <string.h>
 
 #include "internal.h"
-
-void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk)
-{
-    chunk->check = ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
-}
-
-/* Invalidates a header that a merge has swallowed, so a stale pointer to it is recognised
-   as pointing into a free chunk instead of being trusted. */
-void ta_chunk_unseal(ta_chunk *chunk)
-{
-    chunk->size_word = 0;
-    chunk->check = 0;
-}
-
-/* Chunk bytes for a request; the caller has rejected sizes above PTRDIFF_MAX. */
-size_t ta_chunk_size_for(size_t request_size)
-{
-    size_t size = ta_align_up(request_size, TALLOC_ALIGNMENT) + TA_HEADER_SIZE;
-    return size < TA_MIN_CHUNK_SIZE ? TA_MIN_CHUNK_SIZE : size;
-}
-
-/* Writes a whole header (and, for a free chunk, its footer). */
-void ta_chunk_write(const ta_heap *heap, ta_chunk *chunk, size_t size, uint64_t flags)
-{
-    chunk->size_word = (uint64_t)size | flags;
-    ta_chunk_seal(heap, chunk);
-    if (flags & TA_FREE)
-        *ta_chunk_footer(chunk) = (uint64_t)size;
-}
-
-void ta_chunk_set_prev_free(const ta_heap *heap, ta_chunk *chunk, bool is_prev_free)
-{
-    chunk->size_word = is_prev_free ? (chunk->size_word | TA_PREV_FREE)
-                                    : (chunk->size_word & ~TA_PREV_FREE);
-    ta_chunk_seal(heap, chunk);
-}
 
 static ta_chunk *at_offset(const ta_chunk *chunk, size_t offset)
 {

@@ -19,6 +19,17 @@
 #define TA_HAS_SINGLE_THREADED 0
 #endif
 
+void TAlloc_config_init(TAlloc_config *config)
+{
+    *config = (TAlloc_config){
+        .arena_size = TALLOC_DEFAULT_ARENA_SIZE,
+        .retained_arena_count = 1,
+        .policy = TALLOC_POLICY_SEGREGATED,
+        .fork_rekey = 1,
+        .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
+    };
+}
+
 /* `heap` is zero-filled memory (a fresh metadata map, or static storage). The index's state,
    the largest part, is left as it is: zero, so only the pages the policy uses are touched. */
 bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
@@ -141,10 +152,10 @@ void ta_heap_leave(ta_heap *heap, int mode)
 /* A new arena's chunk, carved: the block, and the gap and tail filed. NULL when no map is
    possible or the index is damaged (the fresh arena is then returned). */
 ta_chunk *ta_heap_take_fresh(ta_heap *heap, size_t need, size_t search, size_t alignment,
-                             const ta_hardening *h, ta_fault *fault)
+                             const ta_hardening *h, bool *is_zeroed, ta_fault *fault)
 {
     bool is_dedicated = false;
-    ta_chunk *chunk = ta_arena_map(heap, search, &is_dedicated);
+    ta_chunk *chunk = ta_arena_map(heap, search, &is_dedicated, is_zeroed);
     if (chunk == NULL)
         return NULL;
     if (h && h->fill_fresh)
@@ -171,6 +182,85 @@ ta_chunk *ta_heap_take_filed(ta_heap *heap, ta_chunk *chunk, size_t need, size_t
     ta_chunk *block = ta_chunk_take(heap, chunk, need, alignment, true, fault);
     if (block == NULL && empty)
         ta_arena_note_retained(heap, empty);
+    return block;
+}
+
+/* Phase 1 and 2 of a remap: the free tail of the dedicated arena leaves the index and the
+   block absorbs it (its pages move with the arena). False (nothing changed) on damage. */
+static bool absorb_tail(ta_heap *heap, ta_chunk *chunk, ta_chunk *tail)
+{
+    ta_index_begin(heap);
+    if (!ta_index_end(heap, (heap->index->begin || ta_index_verify(heap, tail)) &&
+                                ta_index_remove(heap, tail)))
+        return false;
+    size_t size = ta_chunk_size(chunk), tail_size = ta_chunk_size(tail);
+    ta_account_chunk(heap, true, tail_size, -1);
+    ta_account_chunk(heap, false, size, -1);
+    ta_chunk_unseal(tail);
+    ta_chunk_write(heap, chunk, size + tail_size, chunk->size_word & TA_KEPT);
+    ta_account_chunk(heap, false, size + tail_size, +1);
+    ta_chunk_set_prev_free(heap, ta_chunk_next(chunk), false);
+    return true;
+}
+
+/* The block fills the remapped arena; its tail is split off and filed when it can be a chunk
+   (and the index takes it). */
+static ta_chunk *fill_remapped(ta_heap *heap, ta_arena *arena, size_t need)
+{
+    ta_chunk *block = ta_arena_first_chunk(arena);
+    size_t old_size = ta_chunk_size(block), size = arena->map_size - TA_ARENA_RESERVED;
+    size_t rest = size - need;
+    ta_chunk *tail = (ta_chunk *)((char *)block + need);
+    ta_index_begin(heap);
+    bool is_split = rest >= TA_MIN_CHUNK_SIZE &&
+                    ta_index_end(heap, ta_index_verify_insert(heap, rest) &&
+                                           ta_index_insert(heap, tail, rest));
+    if (rest >= TA_MIN_CHUNK_SIZE && !is_split)
+        ta_index_take_fault(heap); /* no report: the block just keeps the whole arena */
+    ta_account_chunk(heap, false, old_size, -1);
+    ta_chunk_write(heap, block, is_split ? need : size, TA_FIRST);
+    ta_account_chunk(heap, false, ta_chunk_size(block), +1);
+    if (is_split) {
+        ta_chunk_write(heap, tail, rest, TA_FREE);
+        ta_account_chunk(heap, true, rest, +1);
+    }
+    ta_chunk_set_prev_free(heap, ta_arena_fence(arena), is_split);
+    return block;
+}
+
+/*
+ * Grows the block `chunk` of the dedicated arena `arena` to `need` bytes by remapping the
+ * arena, when the block is all it holds (but a free tail). Returns the block (it may have
+ * moved), or NULL: not such a block, the OS layer cannot remap, or damage (`fault`).
+ */
+ta_chunk *ta_heap_remap(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, size_t need,
+                        ta_fault *fault)
+{
+    if (!arena->is_dedicated || arena->guard_size || heap->config.os.remap == NULL ||
+        ta_arena_first_chunk(arena) != chunk)
+        return NULL;
+    ta_chunk *next = ta_chunk_next(chunk), *fence = ta_arena_fence(arena);
+    if (next != fence && (!ta_chunk_is_free(next) || ta_chunk_next(next) != fence))
+        return NULL;
+    size_t map_size = ta_align_up(need + TA_ARENA_RESERVED, heap->page_size);
+    if (map_size <= arena->map_size)
+        return NULL;
+    if (next != fence && !absorb_tail(heap, chunk, next)) {
+        *fault = ta_index_take_fault(heap);
+        return NULL;
+    }
+    void *payload = ta_chunk_payload(chunk);
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE, kept = ta_track_valid(payload, usable);
+    ta_track_free(payload, usable);
+    ta_track_arena_unmap(arena, arena->map_size);
+    ta_arena *moved = ta_arena_remap(heap, arena, map_size);
+    ta_track_arena_map(moved ? moved : arena, moved ? map_size : arena->map_size);
+    if (moved == NULL) {
+        ta_track_moved(payload, kept, kept, usable);
+        return NULL;
+    }
+    ta_chunk *block = fill_remapped(heap, moved, need);
+    ta_track_moved(ta_chunk_payload(block), kept, kept, ta_chunk_size(block) - TA_HEADER_SIZE);
     return block;
 }
 

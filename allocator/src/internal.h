@@ -101,6 +101,13 @@ typedef struct ta_chunk {
 } ta_chunk;
 
 enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
+enum { TA_LARGE_CACHE_SLOTS = 8, TA_LARGE_CACHE_DECAY = 64 }; /* large.c */
+
+typedef struct ta_large_entry {
+    void *base;                  /* a released dedicated arena's mapping, kept */
+    size_t size;                 /* its bytes */
+    uint64_t stamp;              /* heap->large_clock when it was kept */
+} ta_large_entry;
 enum { TA_INLINE_SLOT_BITS = 5, TA_INLINE_SORTED = 16 }; /* registry room in the control block */
 
 typedef struct ta_arena {
@@ -116,6 +123,8 @@ typedef struct ta_arena {
 
 _Static_assert(sizeof(ta_arena) == TA_ARENA_HEADER_SIZE, "arena header size");
 _Static_assert(sizeof(ta_chunk) + 8 <= TA_MIN_CHUNK_SIZE, "free chunk fields fit a min chunk");
+
+static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 /* A detected error, reported after the heap's lock is released. */
 typedef struct ta_fault {
@@ -177,6 +186,8 @@ struct TAlloc_heap {
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     unsigned recent_next;
+    ta_large_entry large_cache[TA_LARGE_CACHE_SLOTS]; /* stats.cached_count of them (large.c) */
+    uint64_t large_clock;        /* large events: dedicated arenas asked for and released */
     const void *recent_large[TA_RECENT]; /* the blocks whose dedicated arenas were unmapped
                                             last: a second free of one is a double free */
     size_t empty_arena_count;    /* retained arenas that are one free chunk */
@@ -218,12 +229,6 @@ static inline bool ta_chunk_is_valid(const ta_heap *heap, const ta_chunk *chunk)
            (chunk->size_word & ~TA_FLAG_MASK) >= TA_MIN_CHUNK_SIZE;
 }
 
-TA_HIDDEN void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk);
-TA_HIDDEN void ta_chunk_unseal(ta_chunk *chunk);
-TA_HIDDEN size_t ta_chunk_size_for(size_t request_size);
-TA_HIDDEN void ta_chunk_write(const ta_heap *heap, ta_chunk *chunk, size_t size, uint64_t flags);
-TA_HIDDEN void ta_chunk_set_prev_free(const ta_heap *heap, ta_chunk *chunk, bool is_prev_free);
-
 static inline size_t ta_chunk_size(const ta_chunk *c) { return (size_t)(c->size_word & ~TA_FLAG_MASK); }
 static inline bool ta_chunk_is_free(const ta_chunk *c) { return (c->size_word & TA_FREE) != 0; }
 static inline bool ta_chunk_is_prev_free(const ta_chunk *c) { return (c->size_word & TA_PREV_FREE) != 0; }
@@ -231,6 +236,44 @@ static inline ta_chunk *ta_chunk_next(const ta_chunk *c) { return (ta_chunk *)((
 static inline void *ta_chunk_payload(const ta_chunk *c) { return (char *)c + TA_HEADER_SIZE; }
 static inline ta_chunk *ta_chunk_from_payload(const void *p) { return (ta_chunk *)((char *)p - TA_HEADER_SIZE); }
 static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)((char *)c + ta_chunk_size(c) - 8); }
+
+/* The header format, used by every layer that writes headers (the arena layer writes an
+   arena's first chunk and fence). Changing any bit of size_word means resealing. */
+static inline void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk)
+{
+    chunk->check = ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
+}
+
+/* Invalidates a header that a merge has swallowed, so a stale pointer to it is recognised
+   as pointing into a free chunk instead of being trusted. */
+static inline void ta_chunk_unseal(ta_chunk *chunk)
+{
+    chunk->size_word = 0;
+    chunk->check = 0;
+}
+
+/* Writes a whole header (and, for a free chunk, its footer). */
+static inline void ta_chunk_write(const ta_heap *heap, ta_chunk *chunk, size_t size, uint64_t flags)
+{
+    chunk->size_word = (uint64_t)size | flags;
+    ta_chunk_seal(heap, chunk);
+    if (flags & TA_FREE)
+        *ta_chunk_footer(chunk) = (uint64_t)size;
+}
+
+static inline void ta_chunk_set_prev_free(const ta_heap *heap, ta_chunk *chunk, bool is_prev_free)
+{
+    chunk->size_word = is_prev_free ? (chunk->size_word | TA_PREV_FREE)
+                                    : (chunk->size_word & ~TA_PREV_FREE);
+    ta_chunk_seal(heap, chunk);
+}
+
+/* Chunk bytes for a request; the caller has rejected sizes above PTRDIFF_MAX. */
+static inline size_t ta_chunk_size_for(size_t request_size)
+{
+    size_t size = ta_align_up(request_size, TALLOC_ALIGNMENT) + TA_HEADER_SIZE;
+    return size < TA_MIN_CHUNK_SIZE ? TA_MIN_CHUNK_SIZE : size;
+}
 
 /*
  * Chunk surgery (chunk.c). Each is one step from a sound heap to a sound heap: it verifies
@@ -274,24 +317,26 @@ static inline void ta_account_chunk(ta_heap *heap, bool is_free, size_t chunk_si
     }
 }
 
+/* (map_count and unmap_count count the OS layer's calls: arena.c and large.c make them.) */
 static inline void ta_account_arena(ta_heap *heap, size_t map_size, int sign)
 {
     heap->stats.arena_count += (size_t)(ptrdiff_t)sign;
     heap->stats.mapped_bytes += (size_t)(ptrdiff_t)sign * map_size;
-    if (sign > 0)
-        heap->stats.map_count++;
-    else
-        heap->stats.unmap_count++;
 }
 
 /* ---- arena.c: mapping, unmapping and finding arenas ----------------------------------- */
 /* Maps an arena for a chunk of `chunk_size` bytes and returns its one free chunk, not yet in
-   the index; NULL when the OS layer refuses. */
-TA_HIDDEN ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated);
+   the index; NULL when the OS layer refuses. `*is_zeroed`: its memory is zero (a new
+   mapping, not one the large-block cache kept). */
+TA_HIDDEN ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated,
+                                 bool *is_zeroed);
 /* Returns an arena whose chunk could not be filed (ta_arena_map's, untouched since). */
 TA_HIDDEN void ta_arena_unmap_new(ta_heap *heap, ta_arena *arena);
 /* Whether an arena that became one free chunk goes back to the OS (else it is retained). */
 TA_HIDDEN bool ta_arena_is_released(const ta_heap *heap, const ta_arena *arena);
+/* Resizes a dedicated arena holding one block (tail out of the index) with the OS layer's
+   remap: the arena (it may have moved), or NULL, nothing changed. */
+TA_HIDDEN ta_arena *ta_arena_remap(ta_heap *heap, ta_arena *arena, size_t map_size);
 /* Unmaps an arena whose one free chunk has left the index (or never joined it). */
 TA_HIDDEN void ta_arena_release(ta_heap *heap, ta_arena *arena);
 /* An empty standard arena stops being empty (a chunk is taken from it) or becomes so. */
@@ -315,6 +360,14 @@ TA_HIDDEN ptrdiff_t ta_arena_sorted_floor(const ta_heap *heap, uintptr_t address
 
 static inline ta_chunk *ta_arena_first_chunk(const ta_arena *a) { return (ta_chunk *)((char *)a + TA_ARENA_HEADER_SIZE); }
 static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)((char *)a + a->map_size - TA_FENCE_SIZE); }
+
+/* ---- large.c: the large-block cache and the remap of dedicated arenas ------------------- */
+/* A cached mapping resized to `size` bytes for a new dedicated arena, or NULL. */
+TA_HIDDEN void *ta_large_take(ta_heap *heap, size_t size, bool *is_resized);
+/* Keeps a released dedicated arena's mapping (plain memory now); false: unmap it. */
+TA_HIDDEN bool ta_large_keep(ta_heap *heap, void *base, size_t size);
+/* Gives every cached mapping back; returns how many. */
+TA_HIDDEN size_t ta_large_trim(ta_heap *heap);
 
 /* ---- index words -----------------------------------------------------------------------
  * An index word is stored XORed with a key drawn from the heap's secret and the word's own
@@ -450,7 +503,12 @@ TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_erro
 TA_HIDDEN ta_chunk *ta_heap_take_filed(ta_heap *heap, ta_chunk *chunk, size_t need,
                                        size_t alignment, ta_fault *fault);
 TA_HIDDEN ta_chunk *ta_heap_take_fresh(ta_heap *heap, size_t need, size_t search,
-                                       size_t alignment, const ta_hardening *h, ta_fault *fault);
+                                       size_t alignment, const ta_hardening *h, bool *is_zeroed,
+                                       ta_fault *fault);
+/* Grows a dedicated arena's one block to `need` bytes by remapping the arena; the block (it
+   may have moved), or NULL: not such a block, no remap, or damage (`fault`). */
+TA_HIDDEN ta_chunk *ta_heap_remap(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, size_t need,
+                                  ta_fault *fault);
 /* Zeroes a block for calloc; `is_fresh`: it comes from a new, zero-filled arena. */
 TA_HIDDEN void ta_heap_zero(ta_chunk *block, bool is_fresh);
 /* After a free produced `merged`: an arena left empty is released or retained. */
@@ -533,7 +591,6 @@ TA_HIDDEN void ta_text_u64(ta_text *t, uint64_t v);
 TA_HIDDEN void ta_text_ptr(ta_text *t, const void *p);
 TA_HIDDEN void ta_write_all(int fd, const char *buf, size_t n);
 
-static inline size_t ta_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline void ta_count(ta_heap *heap, TAlloc_event e) { heap->stats.event_count[e]++; }
 
 #endif /* TALLOC_INTERNAL_H */

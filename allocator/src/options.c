@@ -116,6 +116,12 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         config->retained_arena_count = n;
         return true;
     }
+    if (is_key(item, key_length, "large_cache")) {
+        if (!is_number || n > ((size_t)1 << 40))
+            return false;
+        config->large_cache = n;
+        return true;
+    }
     if (is_key(item, key_length, "policy"))
         return TAlloc_policy_parse(value, value_length, &config->policy) != 0;
     *why = "unknown option";
@@ -150,6 +156,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, config->quarantine);
     ta_text_str(&t, " fork_rekey=");
     ta_text_u64(&t, (uint64_t)config->fork_rekey);
+    ta_text_str(&t, " large_cache=");
+    ta_text_u64(&t, (uint64_t)config->large_cache);
     ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }
@@ -217,6 +225,7 @@ void TAlloc_heap_write_stats(TAlloc_heap *heap, int fd)
     stat_line(fd, "free chunks ", s.free_count, ", free bytes ", s.free_bytes, "\n");
     stat_line(fd, "arenas ", s.arena_count, ", mapped bytes ", s.mapped_bytes, "\n");
     stat_line(fd, "arena maps ", s.map_count, ", unmaps ", s.unmap_count, "\n");
+    stat_line(fd, "large mappings kept ", s.cached_count, ", kept bytes ", s.cached_bytes, "\n");
     if (heap->is_default) {
         const void *now = sbrk(0);
         t = (ta_text){line, 0, sizeof line - 1};

@@ -18,9 +18,10 @@
 /* ---- allocate -------------------------------------------------------------------------- */
 
 /* A block of `need` bytes from a free chunk of the index, or from a new arena when none is
-   chosen and nothing was damaged; `*is_fresh` says which. NULL on refusal or damage. */
+   chosen and nothing was damaged; `*is_zeroed`: from zero-filled memory (a new mapping). NULL
+   on refusal or damage. */
 TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t alignment,
-                               const ta_hardening *h, bool *is_fresh, ta_fault *fault)
+                               const ta_hardening *h, bool *is_zeroed, ta_fault *fault)
 {
     ta_index_begin(heap); /* one step: the find and the take */
     ta_chunk *chunk = ta_index_find(heap, search);
@@ -35,8 +36,7 @@ TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t
     ta_index_end(heap, false);
     if (heap->index_fault.error != TALLOC_ERROR_NONE || fault->error != TALLOC_ERROR_NONE)
         return NULL;
-    *is_fresh = true;
-    return ta_heap_take_fresh(heap, need, search, alignment, h, fault);
+    return ta_heap_take_fresh(heap, need, search, alignment, h, is_zeroed, fault);
 }
 
 TA_INLINE void *alloc_path(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
@@ -54,16 +54,16 @@ TA_INLINE void *alloc_path(ta_heap *heap, size_t size, size_t alignment, bool is
         size += h->reserve;
     size_t need = ta_chunk_size_for(size);
     size_t search = alignment > TALLOC_ALIGNMENT ? need + alignment + TA_MIN_CHUNK_SIZE : need;
-    bool is_fresh = false;
-    ta_chunk *block = take_block(heap, need, search, alignment, h, &is_fresh, fault);
+    bool is_zeroed_memory = false;
+    ta_chunk *block = take_block(heap, need, search, alignment, h, &is_zeroed_memory, fault);
     if (block == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     void *payload = ta_chunk_payload(block);
     size_t usable = ta_chunk_size(block) - TA_HEADER_SIZE;
-    if (is_zeroed) /* a fresh arena is zero, unless junk filled it */
-        ta_heap_zero(block, is_fresh && !(h && h->fill_fresh));
+    if (is_zeroed) /* a new mapping is zero, unless junk filled it */
+        ta_heap_zero(block, is_zeroed_memory && !(h && h->fill_fresh));
     if (h && h->seal_block)
         h->seal_block(heap, block, request);
     ta_track_alloc(payload, request, usable, is_zeroed);
@@ -191,6 +191,19 @@ TA_INLINE void *realloc_path(ta_heap *heap, void *ptr, size_t size, ta_fault *fa
     }
     if (fault->error == TALLOC_ERROR_NONE)
         *fault = ta_index_take_fault(heap);
+    if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* (junk would have to fill the pages a remap adds, and a guard page cannot move) */
+    bool can_remap = !(h && (h->is_guarded || h->fill_fresh));
+    ta_chunk *remapped = can_remap ? ta_heap_remap(heap, chunk, arena, need, fault) : NULL;
+    if (remapped) { /* a dedicated arena's one block: its pages moved, nothing copied */
+        if (h && h->seal_block)
+            h->seal_block(heap, remapped, size);
+        ta_track_resize(ta_chunk_payload(remapped), ta_chunk_size(remapped) - TA_HEADER_SIZE, size);
+        return ta_chunk_payload(remapped);
+    }
     if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE) {
         errno = EINVAL;
         return NULL;

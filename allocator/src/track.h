@@ -187,4 +187,25 @@ static inline void ta_track_resize(const void *p, size_t span, size_t size)
         TA_VG_RESIZE(p, old, size);
 }
 
+/* How many bytes at p, in a chunk of `span` payload bytes, the program may use now (the
+   request, or the usable size once asked for): what a block that moves keeps. */
+static inline size_t ta_track_valid(const void *p, size_t span)
+{
+#if defined(TALLOC_ASAN_ANNOTATIONS)
+    const void *poisoned = __asan_region_is_poisoned((void *)(uintptr_t)p, span);
+    if (poisoned)
+        return (size_t)((const char *)poisoned - (const char *)p);
+#endif
+    uintptr_t end = TA_VG_FIRST_NOACCESS(p, span);
+    return end ? (size_t)(end - (uintptr_t)p) : span;
+}
+
+/* A block moved with its arena (remap): `size` bytes at p are the block now, of which the
+   first `kept` hold what it held. */
+static inline void ta_track_moved(const void *p, size_t kept, size_t size, size_t usable)
+{
+    ta_track_alloc(p, size, usable, false);
+    TA_VG_DEFINED(p, kept);
+}
+
 #endif /* TALLOC_TRACK_H */

@@ -155,6 +155,7 @@ typedef struct th_config {
     int canary;
     int junk;
     size_t quarantine;
+    size_t large_cache;        /* TAlloc_config large_cache (default: TAlloc's) */
     th_hooks hooks;
 } th_config;
 

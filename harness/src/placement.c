@@ -7,12 +7,14 @@
  *     {offset, size, is_free, filed} that tile the arena between its 48-byte header and
  *     16-byte fence. It is built only from the documented rules, the on_map/on_unmap hooks
  *     (where the OS put each arena) and the op results;
- *   - the rules every policy shares: chunk size max(48, round_up(n, 16) + 16); split when the
+ *   - the rules every policy shares: chunk size max(48, pl_round_up(n, 16) + 16); split when the
  *     remainder holds 48 bytes; a new standard or dedicated arena when no free chunk is
  *     chosen; merge with free neighbours on free; retain up to retained_arena_count empty
  *     standard arenas, unmap the rest and every empty dedicated one; realloc shrinks / grows
- *     in place / moves; aligned requests above 16 look for need + alignment + 48 bytes and
- *     leave the leading gap free;
+ *     in place / grows a dedicated arena's one block by remapping it / moves; aligned requests
+ *     above 16 look for need + alignment + 48 bytes and leave the leading gap free; released
+ *     dedicated arenas go to the large-block cache and new ones come from it
+ *     (placement_os.c);
  *   - the choice of the free chunk, per policy:
  *       first-fit   the lowest-addressed free chunk that holds the request, in any arena;
  *       best-fit    the smallest one, the lowest-addressed on a tie;
@@ -33,74 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-enum {
-    CHUNK_HEADER = 16,  /* bytes before each payload */
-    MIN_CHUNK = 48,     /* smallest chunk; smallest remainder worth splitting off */
-    ARENA_HEADER = 48,  /* bytes before an arena's first chunk */
-    ARENA_FENCE = 16,   /* bytes after its last chunk */
-    PLAIN_ALIGNMENT = 16,
-    MAX_OS_EVENTS = 8,  /* maps and unmaps one op can cause (at most one of each) */
-};
-
-typedef struct segment {
-    size_t offset;  /* from the arena base to the chunk header */
-    size_t size;    /* chunk bytes, header included */
-    bool is_free;
-    uint64_t filed; /* free: when it was last filed (segregated fit's order) */
-} segment;
-
-typedef struct model_arena {
-    uintptr_t base;
-    size_t size;
-    bool is_dedicated;
-    segment *segments; /* ascending offsets, tiling [ARENA_HEADER, size - ARENA_FENCE) */
-    size_t count;
-    size_t capacity;
-} model_arena;
-
-typedef struct os_event {
-    bool is_map;
-    uintptr_t base;
-    size_t size;
-} os_event;
-
-typedef struct model {
-    model_arena *arenas; /* ascending base addresses */
-    size_t count;
-    size_t capacity;
-    size_t arena_size;   /* standard arena bytes, page-rounded as the heap does */
-    size_t page_size;
-    size_t retained;     /* empty standard arenas the heap keeps */
-    TAlloc_policy policy;
-    uint64_t next_filed; /* the filing clock */
-    os_event events[MAX_OS_EVENTS]; /* maps and unmaps since the last op was modelled */
-    size_t event_count;
-    size_t next_event;
-    bool is_event_overflow;
-    th_run *run;         /* for the op being modelled */
-    const th_op *op;
-    bool is_broken;      /* a difference was reported: stop modelling */
-} model;
-
-/* Where a segment is: arena index and segment index (indices survive reallocation). */
-typedef struct place {
-    size_t arena;
-    size_t index;
-} place;
-
-/* The outcome the model predicts for an allocation. */
-typedef enum alloc_outcome {
-    ALLOC_PLACED,  /* a chunk was found or mapped */
-    ALLOC_INVALID, /* rejected before any search (EINVAL, unrepresentable size) */
-    ALLOC_NO_MAP,  /* a new arena was needed and no map happened (it was refused) */
-} alloc_outcome;
+#include "placement.h"
 
 /* ---- reporting ----------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4)))
-static void differ(model *m, const void *address, const char *fmt, ...)
+void pl_differ(model *m, const void *address, const char *fmt, ...)
 {
     if (m->is_broken)
         return;
@@ -116,14 +55,14 @@ static void differ(model *m, const void *address, const char *fmt, ...)
 
 /* ---- arithmetic of the policy ---------------------------------------------------------- */
 
-static size_t round_up(size_t n, size_t multiple)
+size_t pl_round_up(size_t n, size_t multiple)
 {
     return (n + multiple - 1) / multiple * multiple;
 }
 
 static size_t chunk_size_for(size_t request)
 {
-    size_t size = round_up(request, 16) + CHUNK_HEADER;
+    size_t size = pl_round_up(request, 16) + CHUNK_HEADER;
     return size < MIN_CHUNK ? MIN_CHUNK : size;
 }
 
@@ -219,66 +158,6 @@ static bool find_block(const model *m, const void *payload, place *out)
 static uintptr_t payload_of(const model *m, place p)
 {
     return m->arenas[p.arena].base + m->arenas[p.arena].segments[p.index].offset + CHUNK_HEADER;
-}
-
-/* ---- maps and unmaps ------------------------------------------------------------------- */
-
-static void record_event(model *m, bool is_map, void *base, size_t size)
-{
-    if (m->event_count == MAX_OS_EVENTS) {
-        m->is_event_overflow = true;
-        return;
-    }
-    m->events[m->event_count++] = (os_event){is_map, (uintptr_t)base, size};
-}
-
-/* Only arenas are reported: the heap's control block and tables are metadata pages. */
-static void on_map(void *ctx, void *base, size_t size)
-{
-    record_event(ctx, true, base, size);
-}
-
-static void on_unmap(void *ctx, void *base, size_t size)
-{
-    record_event(ctx, false, base, size);
-}
-
-/* Takes the next recorded event when it is a map; returns false when there is none. */
-static bool take_map(model *m, size_t size, uintptr_t *base)
-{
-    if (m->next_event == m->event_count || !m->events[m->next_event].is_map)
-        return false;
-    const os_event *e = &m->events[m->next_event++];
-    if (e->size != size)
-        differ(m, (void *)e->base, "predicted a new arena of %zu bytes, TAlloc mapped %zu", size, e->size);
-    *base = e->base;
-    return true;
-}
-
-static void expect_unmap(model *m, const model_arena *a)
-{
-    const os_event *e = m->next_event < m->event_count ? &m->events[m->next_event] : NULL;
-    if (e == NULL || e->is_map || e->base != a->base || e->size != a->size) {
-        differ(m, (void *)a->base, "predicted arena %p (%zu bytes, %s) unmapped, TAlloc %s",
-               (void *)a->base, a->size, a->is_dedicated ? "dedicated" : "standard",
-               e == NULL ? "kept it" : e->is_map ? "mapped instead" : "unmapped another");
-        return;
-    }
-    m->next_event++;
-}
-
-/* Every map and unmap of the op must have been predicted. */
-static void expect_no_more_events(model *m)
-{
-    if (m->is_event_overflow) {
-        differ(m, NULL, "more than %d maps and unmaps in one op", MAX_OS_EVENTS);
-        return;
-    }
-    if (m->next_event < m->event_count) {
-        const os_event *e = &m->events[m->next_event];
-        differ(m, (void *)e->base, "unpredicted %s of %zu bytes at %p", e->is_map ? "map" : "unmap",
-               e->size, (void *)e->base);
-    }
 }
 
 /* ---- allocation ---------------------------------------------------------------------- */
@@ -466,10 +345,10 @@ static bool choose(const model *m, size_t size, place *out)
 static bool map_arena(model *m, size_t size, place *out)
 {
     bool is_dedicated = size > m->arena_size - ARENA_HEADER - ARENA_FENCE;
-    size_t map_size = is_dedicated ? round_up(size + ARENA_HEADER + ARENA_FENCE, m->page_size)
+    size_t map_size = is_dedicated ? pl_round_up(size + ARENA_HEADER + ARENA_FENCE, m->page_size)
                                    : m->arena_size;
     uintptr_t base;
-    if (!take_map(m, map_size, &base))
+    if (!(is_dedicated && pl_cache_take(m, map_size, &base)) && !pl_take_map(m, map_size, &base))
         return false;
     *out = (place){arena_insert(m, base, map_size, is_dedicated), 0};
     return true;
@@ -480,7 +359,7 @@ static bool map_arena(model *m, size_t size, place *out)
 static place split_gap(model *m, place p, size_t alignment, const segment *old)
 {
     uintptr_t payload = payload_of(m, p);
-    size_t gap = round_up(payload, alignment) - payload;
+    size_t gap = pl_round_up(payload, alignment) - payload;
     if (gap == 0)
         return p;
     if (gap < MIN_CHUNK)
@@ -574,7 +453,8 @@ static void settle_arena(model *m, size_t at)
         return;
     if (!a->is_dedicated && empty_standard_arenas(m, at) < m->retained)
         return;
-    expect_unmap(m, a);
+    if (!a->is_dedicated || !pl_cache_keep(m, a->base, a->size))
+        pl_expect_unmap(m, a->base, a->size, a->is_dedicated ? "dedicated arena" : "arena");
     arena_remove(m, at);
 }
 
@@ -622,6 +502,55 @@ static bool grow_in_place(model *m, place p, size_t need)
     return true;
 }
 
+/* Keeps the arenas sorted after arena `at` moved to a new base. */
+static void resort_arena(model *m, size_t at)
+{
+    while (at > 0 && m->arenas[at].base < m->arenas[at - 1].base) {
+        model_arena t = m->arenas[at];
+        m->arenas[at] = m->arenas[at - 1];
+        m->arenas[--at] = t;
+    }
+    while (at + 1 < m->count && m->arenas[at].base > m->arenas[at + 1].base) {
+        model_arena t = m->arenas[at];
+        m->arenas[at] = m->arenas[at + 1];
+        m->arenas[++at] = t;
+    }
+}
+
+/* A dedicated arena's one block (a free tail aside) grows by remapping the arena: the block
+   first takes the tail; then the arena is `need` + 64 bytes rounded to pages, wherever the OS
+   put it, the block `need` bytes at its start and a new tail filed when one fits. False when
+   that is not the case, or the remap was refused (the block keeps the tail). */
+static bool remap_in_place(model *m, place p, size_t need, uintptr_t *payload)
+{
+    model_arena *a = &m->arenas[p.arena];
+    bool has_tail = a->count == 2 && a->segments[1].is_free;
+    if (!a->is_dedicated || p.index != 0 || a->count > 2 || (a->count == 2 && !has_tail))
+        return false;
+    size_t map_size = pl_round_up(need + ARENA_HEADER + ARENA_FENCE, m->page_size);
+    if (map_size <= a->size)
+        return false;
+    if (has_tail) {
+        a->segments[0].size += a->segments[1].size;
+        segment_remove(a, 1);
+    }
+    uintptr_t base;
+    if (!pl_take_remap(m, a->base, a->size, map_size, &base))
+        return false;
+    a->base = base;
+    a->size = map_size;
+    size_t rest = map_size - ARENA_HEADER - ARENA_FENCE - need;
+    a->segments[0].size = rest >= MIN_CHUNK ? need : need + rest;
+    if (rest >= MIN_CHUNK) {
+        segment tail = {ARENA_HEADER + need, rest, true, 0};
+        file(m, &tail);
+        segment_insert(a, 1, tail);
+    }
+    *payload = base + ARENA_HEADER + CHUNK_HEADER;
+    resort_arena(m, p.arena);
+    return true;
+}
+
 /* realloc(block, size > 0): in place when it can be, else allocate anew and free the old. */
 static alloc_outcome model_realloc(model *m, place p, size_t size, uintptr_t *payload)
 {
@@ -634,6 +563,8 @@ static alloc_outcome model_realloc(model *m, place p, size_t size, uintptr_t *pa
         return ALLOC_PLACED;
     }
     if (grow_in_place(m, p, need))
+        return ALLOC_PLACED;
+    if (remap_in_place(m, p, need, payload))
         return ALLOC_PLACED;
     uintptr_t old = *payload;
     alloc_outcome outcome = model_alloc(m, size, PLAIN_ALIGNMENT, payload);
@@ -664,12 +595,12 @@ static void compare_outcome(model *m, alloc_outcome outcome, uintptr_t predicted
     describe(m, predicted, want, sizeof want);
     describe(m, actual, got, sizeof got);
     if (outcome == ALLOC_PLACED && actual != predicted)
-        differ(m, r->result, "predicted %p (%s), TAlloc returned %p (%s)", (void *)predicted, want,
+        pl_differ(m, r->result, "predicted %p (%s), TAlloc returned %p (%s)", (void *)predicted, want,
                r->result, got);
     else if (outcome == ALLOC_INVALID && actual != 0)
-        differ(m, r->result, "predicted a rejected request, TAlloc returned %p", r->result);
+        pl_differ(m, r->result, "predicted a rejected request, TAlloc returned %p", r->result);
     else if (outcome == ALLOC_NO_MAP && (actual != 0 || r->maps_failed == 0))
-        differ(m, r->result, "predicted a new arena, none was mapped (returned %p, %zu maps refused)",
+        pl_differ(m, r->result, "predicted a new arena, none was mapped (returned %p, %zu maps refused)",
                r->result, r->maps_failed);
 }
 
@@ -698,7 +629,7 @@ static void apply_block_op(model *m, const th_op *op, const th_op_result *r)
 {
     place p;
     if (!find_block(m, r->block, &p)) {
-        differ(m, r->block, "block %p is no allocated chunk of the model", r->block);
+        pl_differ(m, r->block, "block %p is no allocated chunk of the model", r->block);
         return;
     }
     if (op->kind == TH_OP_FREE || (op->kind == TH_OP_REALLOC && r->request_size == 0)) {
@@ -724,7 +655,7 @@ static void apply_op(model *m, const th_op *op, const th_op_result *r)
     case TH_OP_USABLE_SIZE:
     case TH_OP_WRITE:
     case TH_OP_VERIFY: apply_block_op(m, op, r); break;
-    default: differ(m, NULL, "op kind %u is not modelled", op->kind); break;
+    default: pl_differ(m, NULL, "op kind %u is not modelled", op->kind); break;
     }
 }
 
@@ -745,7 +676,7 @@ static bool finish_arena(walk_state *w)
     const model_arena *a = &w->m->arenas[w->arena];
     if (w->next == a->count)
         return true;
-    differ(w->m, (void *)(a->base + a->segments[w->next].offset),
+    pl_differ(w->m, (void *)(a->base + a->segments[w->next].offset),
            "model has a %s chunk of %zu bytes at %p, the walk has none",
            a->segments[w->next].is_free ? "free" : "allocated", a->segments[w->next].size,
            (void *)(a->base + a->segments[w->next].offset));
@@ -763,12 +694,12 @@ static int visit_arena(walk_state *w, const TAlloc_arena_info *info)
         if (m->arenas[w->arena].base == (uintptr_t)info->address)
             break;
     if (w->arena == m->count) {
-        differ(m, info->address, "walk has an arena at %p (%zu bytes) the model lacks", info->address, info->size);
+        pl_differ(m, info->address, "walk has an arena at %p (%zu bytes) the model lacks", info->address, info->size);
         return 1;
     }
     const model_arena *a = &m->arenas[w->arena];
     if (a->size != info->size || a->is_dedicated != (info->is_dedicated != 0)) {
-        differ(m, info->address, "arena %p: model %zu bytes %s, walk %zu bytes %s", info->address,
+        pl_differ(m, info->address, "arena %p: model %zu bytes %s, walk %zu bytes %s", info->address,
                a->size, a->is_dedicated ? "dedicated" : "standard", info->size,
                info->is_dedicated ? "dedicated" : "standard");
         return 1;
@@ -781,14 +712,14 @@ static int visit_chunk(walk_state *w, const TAlloc_chunk_info *info)
     const model_arena *a = &w->m->arenas[w->arena];
     size_t size = info->size + info->reserved;
     if (w->next == a->count) {
-        differ(w->m, info->address, "walk has a %s chunk of %zu bytes at %p past the model's last",
+        pl_differ(w->m, info->address, "walk has a %s chunk of %zu bytes at %p past the model's last",
                info->is_free ? "free" : "allocated", size, info->address);
         return 1;
     }
     const segment *s = &a->segments[w->next++];
     uintptr_t address = a->base + s->offset;
     if (address != (uintptr_t)info->address || s->size != size || s->is_free != (info->is_free != 0)) {
-        differ(w->m, info->address, "model chunk %p %zu bytes %s, walk chunk %p %zu bytes %s",
+        pl_differ(w->m, info->address, "model chunk %p %zu bytes %s, walk chunk %p %zu bytes %s",
                (void *)address, s->size, s->is_free ? "free" : "allocated", info->address, size,
                info->is_free ? "free" : "allocated");
         return 1;
@@ -802,7 +733,7 @@ static int visit(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_i
     if (chunk == NULL)
         return visit_arena(w, arena);
     if (w->arena == SIZE_MAX) {
-        differ(w->m, chunk->address, "walk reported a chunk before any arena");
+        pl_differ(w->m, chunk->address, "walk reported a chunk before any arena");
         return 1;
     }
     return visit_chunk(w, chunk);
@@ -814,7 +745,7 @@ static void compare_with_walk(model *m)
     if (TAlloc_heap_walk(th_run_heap(m->run), visit, &w) != 0 || m->is_broken)
         return; /* a damaged heap is the checker's to report */
     if (finish_arena(&w) && w.arenas_seen != m->count)
-        differ(m, NULL, "model has %zu arenas, the walk %zu", m->count, w.arenas_seen);
+        pl_differ(m, NULL, "model has %zu arenas, the walk %zu", m->count, w.arenas_seen);
 }
 
 /* ---- the hook and the target --------------------------------------------------------------- */
@@ -829,11 +760,11 @@ static void after_op(void *ctx, th_run *run, size_t op_index, const th_op *op, c
         m->is_broken = true;
     if (r->is_executed && !m->is_broken) {
         apply_op(m, op, r);
-        expect_no_more_events(m);
+        pl_expect_no_more_events(m);
         if (!m->is_broken)
             compare_with_walk(m);
     }
-    m->event_count = m->next_event = 0;
+    m->event_count = 0;
     m->is_event_overflow = false;
 }
 
@@ -844,9 +775,10 @@ static void model_init(model *m, const th_config *config)
     size_t size = config->arena_size;
     if (size < ARENA_HEADER + ARENA_FENCE + MIN_CHUNK)
         size = ARENA_HEADER + ARENA_FENCE + MIN_CHUNK;
-    m->arena_size = round_up(size, m->page_size);
+    m->arena_size = pl_round_up(size, m->page_size);
     m->retained = config->retained_arena_count;
     m->policy = config->policy;
+    m->cache_bound = config->large_cache;
 }
 
 static void model_free(model *m)
@@ -860,12 +792,31 @@ static void model_free(model *m)
 /* One model per process; each run starts from an empty one. */
 static model the_model;
 
+/* Only arenas (and the large-block cache's mappings) are reported: the heap's control block
+   and tables are metadata pages. */
+static void on_map(void *ctx, void *base, size_t size)
+{
+    pl_record(ctx, (os_event){EVENT_MAP, (uintptr_t)base, size, 0, 0, false});
+}
+
+static void on_unmap(void *ctx, void *base, size_t size)
+{
+    pl_record(ctx, (os_event){EVENT_UNMAP, (uintptr_t)base, size, 0, 0, false});
+}
+
+static void on_remap(void *ctx, void *old_base, size_t old_size, void *new_base, size_t new_size)
+{
+    pl_record(ctx, (os_event){EVENT_REMAP, (uintptr_t)old_base, old_size, (uintptr_t)new_base,
+                              new_size, false});
+}
+
 void th_placement_install(th_config *config)
 {
     model_free(&the_model);
     model_init(&the_model, config);
     config->hooks.on_map = on_map;
     config->hooks.on_unmap = on_unmap;
+    config->hooks.on_remap = on_remap;
     config->hooks.after_op = after_op;
     config->hooks.ctx = &the_model;
 }

@@ -35,6 +35,7 @@ void th_config_init(th_config *config)
         .max_live_blocks = 256,
         .max_request = (size_t)4 << 20,
         .stop_at_failure = true,
+        .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
     };
 }
 
@@ -418,6 +419,7 @@ static bool create_heap(th_run *run)
     config.canary = run->config->canary;
     config.junk = run->config->junk;
     config.quarantine = run->config->quarantine;
+    config.large_cache = run->config->large_cache;
     config.os = (TAlloc_os){.map = run_map, .unmap = run_unmap, .ctx = run,
                             .map_aligned = run_map_aligned, .remap = run_remap,
                             .protect = run_protect, .map_metadata = run_map_metadata,

@@ -15,7 +15,8 @@
  *   static void fork_free(int heap, void *p);
  *   static void *fork_realloc(int heap, void *p, size_t size);
  *   static size_t fork_check(void);         violations over every heap
- *   static uint64_t fork_maps(void);        arenas mapped so far over every heap
+ *   static uint64_t fork_maps(void);        arenas mapped (or made from a kept large
+ *                                           mapping) so far over every heap
  */
 #ifndef TALLOC_FORK_DRIVER_H
 #define TALLOC_FORK_DRIVER_H
@@ -47,7 +48,7 @@ enum {
     FORK_CHILD_NO_MEMORY = 10,  /* an allocation failed */
     FORK_CHILD_CORRUPTED = 11,  /* a block lost its contents */
     FORK_CHILD_CHECK = 12,      /* the heap check found violations */
-    FORK_CHILD_NO_MAP = 13,     /* the block that needs a new arena did not map one */
+    FORK_CHILD_NO_MAP = 13,     /* the block that needs a new arena got none */
 };
 
 typedef struct fork_block {

@@ -40,7 +40,7 @@ static uint64_t fork_maps(void)
 {
     TAlloc_stats s;
     TAlloc_get_stats(&s);
-    return s.map_count;
+    return s.map_count + s.event_count[TALLOC_EVENT_LARGE_REUSED];
 }
 
 #include "fork_driver.h"
