@@ -26,7 +26,8 @@ if [[ $bench_allocators == 1 ]]; then
     # Debian 12 package : the library talloc-stress opens
     libraries=$(ldconfig -p 2>/dev/null || true)
     for pair in libjemalloc2:libjemalloc.so.2 libmimalloc2.0:libmimalloc.so.2 \
-                libgoogle-perftools4:libtcmalloc.so.4; do
+                libgoogle-perftools4:libtcmalloc.so.4 \
+                libtcmalloc-minimal4:libtcmalloc_minimal.so.4; do
         grep -qF "${pair#*:} " <<<"$libraries" || missing+=("${pair%%:*}")
     done
 fi
