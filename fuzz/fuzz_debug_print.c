@@ -1,7 +1,8 @@
 /*
  * fuzz_debug_print - TAlloc_heap_debug_print tells the truth. After every op the heap is
  * printed to a memory stream, the text is parsed back line by line, and each line must
- * equal the corresponding arena or chunk of a walk: address, bytes, reserved, state.
+ * equal the corresponding arena or chunk of a walk: address, bytes, reserved, state
+ * (allocated, free, or quick: kept in a quick list).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 
 typedef struct entry {
     int is_arena;
-    int is_free;
+    int state; /* chunks: 0 allocated, 1 free, 2 quick */
     const void *address;
     size_t bytes;
     size_t reserved;
@@ -32,8 +33,18 @@ static int collect(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk
     if (chunk == NULL)
         e->items[e->count++] = (entry){1, 0, arena->address, arena->size, arena->reserved};
     else
-        e->items[e->count++] = (entry){0, chunk->is_free, chunk->address, chunk->size, chunk->reserved};
+        e->items[e->count++] = (entry){0, chunk->is_free ? 1 : chunk->is_quick ? 2 : 0,
+                                       chunk->address, chunk->size, chunk->reserved};
     return 0;
+}
+
+static int state_of(const char *name)
+{
+    static const char *const names[] = {"Allocated", "Free", "Quick"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
 }
 
 /* Parses one printed line; returns 0 when it is in neither of the two formats. */
@@ -49,9 +60,8 @@ static int parse_line(const char *line, entry *out)
         return 1;
     }
     if (sscanf(line, "  %15s chunk at %p, %zu bytes, %zu reserved%n", state, &address, &bytes,
-               &reserved, &used) == 4 && line[used] == '\n' &&
-        (strcmp(state, "Free") == 0 || strcmp(state, "Allocated") == 0)) {
-        *out = (entry){0, strcmp(state, "Free") == 0, address, bytes, reserved};
+               &reserved, &used) == 4 && line[used] == '\n' && state_of(state) >= 0) {
+        *out = (entry){0, state_of(state), address, bytes, reserved};
         return 1;
     }
     return 0;

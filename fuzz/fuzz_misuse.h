@@ -186,7 +186,7 @@ static const char *const call_names[CALL_COUNT] = {"free", "realloc", "usable_si
 
 enum {
     HEADER_SIZE = 16,       /* chunk header bytes (allocator/src/internal.h) */
-    FLAG_MASK = 15,         /* low size_word bits that are flags */
+    FLAG_MASK = 15,         /* low size_word bits that are flags (and bit 63: quick) */
     FLAG_FREE = 1,
     PARAM_DEFERRED = 0x80,  /* kinds 4, 5 and 7: leave the damage pending */
     WINDOW_BASE = 8,        /* deferred damage stays WINDOW_BASE << (K / 10 % 3) ops */
@@ -205,6 +205,8 @@ enum {
     HISTOGRAM_SIZE = 64,    /* ops until detection; the last bucket: that many or more */
     MISSES_SHOWN = 3,       /* misses per kind whose text the statistics show */
 };
+
+static const uint64_t SIZE_MASK = ~(uint64_t)FLAG_MASK & ~((uint64_t)1 << 63);
 
 static const unsigned char overflow_masks[8] = {0xff, 0x01, 0x10, 0x80, 0x41, 0x5a, 0xa5, 0x3c};
 
@@ -475,6 +477,19 @@ static size_t probe_call(misuse *m, th_run *run, misuse_call call, void *ptr, si
         break;
     }
     }
+    m->is_probing = false;
+    return m->report_count;
+}
+
+/* TAlloc_heap_flush, which verifies every quick chunk and the neighbours each one merges
+   with; returns the reports during it. */
+static size_t probe_flush(misuse *m, th_run *run)
+{
+    m->is_probing = true;
+    m->report_count = 0;
+    m->error = TALLOC_ERROR_NONE;
+    m->address = NULL;
+    TAlloc_heap_flush(th_run_heap(run));
     m->is_probing = false;
     return m->report_count;
 }

@@ -144,7 +144,7 @@ static void settle_report(misuse *m, th_run *run, size_t op_index, const th_op *
         chunk_place s = locate(run, r->block);
         /* a free that met the damage left the block allocated, or quarantined when the
            quarantine could not release it: the release below finishes that one */
-        if (s.is_found && !s.chunk.is_free && !s.chunk.is_quarantined &&
+        if (s.is_found && !s.chunk.is_free && !s.chunk.is_quarantined && !s.chunk.is_quick &&
             s.chunk.payload == r->block)
             TAlloc_heap_free(th_run_heap(run), r->block);
         release_quarantine(m, run);
@@ -163,7 +163,7 @@ static void settle_rewrite(misuse *m, th_run *run, size_t op_index)
     first_violation v;
     if (d->kind == DAMAGE_LINK_OVERWRITE) {
         chunk_place s = locate(run, d->header);
-        if (!s.is_found || s.chunk.address != d->header || !s.chunk.is_free) {
+        if (!s.is_found || s.chunk.address != d->header || !(s.chunk.is_free || s.chunk.is_quick)) {
             miss(m, run, d->row, d->at, "%s of block %p (op %zu) never reported: op %zu took "
                  "or merged its chunk", row_names[d->row], (void *)d->block, d->op_index, op_index);
             return;
@@ -207,13 +207,15 @@ static void verify_junk_pending(misuse *m, th_run *run, size_t op_index)
     pending_damage *d = &m->damage;
     chunk_place s = locate(run, d->at);
     const unsigned char *payload = s.chunk.payload;
-    bool is_junk = s.is_found && s.chunk.is_free && d->at >= payload + LINKS_AND_MARK &&
+    bool is_junk = s.is_found && (s.chunk.is_free || s.chunk.is_quick) &&
+                   d->at >= payload + LINKS_AND_MARK &&
                    d->at + d->length <= payload + s.chunk.size - FOOTER;
     if (!is_junk || is_rewritten(d))
         miss(m, run, d->row, d->at,
              "%s into %p (op %zu) never reported: op %zu handed out or overwrote the damaged "
              "bytes (now in the %s chunk at %p)", row_names[d->row], (void *)d->block,
-             d->op_index, op_index, s.is_found && s.chunk.is_free ? "free" : "allocated",
+             d->op_index, op_index,
+             !s.is_found ? "no" : s.chunk.is_free ? "free" : s.chunk.is_quick ? "quick" : "allocated",
              s.is_found ? s.chunk.address : NULL);
 }
 

@@ -280,7 +280,7 @@ static void damage_header(misuse *m, th_run *run, size_t op_index, damage_kind k
     d->header = header;
     uint64_t word;
     memcpy(&word, d->saved, sizeof word);
-    d->chunk_size = (size_t)(word & ~(uint64_t)FLAG_MASK);
+    d->chunk_size = (size_t)(word & SIZE_MASK);
     d->is_chunk_free = (word & FLAG_FREE) != 0;
     memcpy(d->damaged, d->saved, HEADER_SIZE);
     if (kind == DAMAGE_FLIP_HEADER) {
@@ -324,17 +324,43 @@ static void damage_header(misuse *m, th_run *run, size_t op_index, damage_kind k
 
 /* ---- kind 7: a write after free over a free chunk's links ------------------------------- */
 
+/* The flush as a probe: it reads the links of every quick chunk, and of the free chunks the
+   quick ones merge with. */
+static void probe_link_by_flush(misuse *m, th_run *run, size_t op_index, bool is_forced)
+{
+    pending_damage *d = &m->damage;
+    size_t reports = probe_flush(m, run);
+    if (th_run_has_failed(run))
+        return;
+    if (!d->is_reported || reports != 1 || !is_expected_report(d, d->error, d->address)) {
+        miss(m, run, d->row, d->address,
+             "%s of block %p (op %zu) by the flush at op %zu: %zu report(s), first \"%s\" at "
+             "%p; expected \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index,
+             op_index, reports, TAlloc_error_string(d->error), d->address,
+             TAlloc_error_string(d->want_error), d->want[0]);
+        return;
+    }
+    count_damage_detection(d, op_index, is_forced);
+    end_damage(m, run);
+}
+
 /* Forced probe: realloc of B's left neighbour to its usable size verifies the links of its
-   free successor before anything else. */
+   free successor before anything else. When B is a quick chunk, or its left neighbour one
+   (freed since), the flush meets the link. */
 static void probe_link(misuse *m, th_run *run, size_t op_index, bool is_forced)
 {
     pending_damage *d = &m->damage;
     chunk_place s = locate(run, d->header);
-    if (!s.is_found || s.chunk.address != d->header || !s.chunk.is_free || !s.has_left ||
-        s.left.is_free) {
+    bool is_same = s.is_found && s.chunk.address == d->header && s.has_left &&
+                   (s.chunk.is_quick || (s.chunk.is_free && !s.left.is_free));
+    if (!is_same) {
         miss(m, run, d->row, d->at,
              "%s of block %p (op %zu): by op %zu its chunk was changed without a report",
              row_names[d->row], (void *)d->block, d->op_index, op_index);
+        return;
+    }
+    if (s.chunk.is_quick || s.left.is_quick) {
+        probe_link_by_flush(m, run, op_index, is_forced);
         return;
     }
     size_t usable = quiet_usable(run, s.left.payload); /* the left block is live, or held */
@@ -346,7 +372,7 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
 {
     TAlloc_heap *heap = th_run_heap(run);
     chunk_place s = locate(run, block);
-    if (!s.is_found || s.is_dedicated || !s.has_left || s.left.is_free) {
+    if (!s.is_found || s.is_dedicated || !s.has_left || s.left.is_free || s.left.is_quick) {
         stats[DAMAGE_LINK_OVERWRITE].skipped++;
         return;
     }
@@ -356,9 +382,9 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
     if (th_run_has_failed(run))
         return;
     s = locate(run, block);
-    if (!s.is_found || !s.chunk.is_free || s.chunk.payload != block) {
+    if (!s.is_found || !(s.chunk.is_free || s.chunk.is_quick) || s.chunk.payload != block) {
         th_run_fail(run, TH_API, block, "block %p freed after an allocated neighbour is not "
-                    "the start of a free chunk", (void *)block);
+                    "the start of a free or quick chunk", (void *)block);
         return;
     }
     size_t length = 1u + param % 8u;
@@ -368,6 +394,10 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
     d->want_error = TALLOC_ERROR_CORRUPTED_FREE_LIST;
     d->want[0] = d->at;
     d->want_count = 1;
+    /* a quick chunk holds its link twice: when the damaged copy still names another quick
+       chunk of the list's size, TAlloc cannot tell which copy is damaged and blames the link */
+    if (s.chunk.is_quick && d->at != block)
+        d->want[d->want_count++] = block;
     for (size_t i = 0; i < length; i++)
         d->damaged[i] = d->saved[i] ^ overflow_masks[param / 16u % 8u];
     bool is_deferred = (param & PARAM_DEFERRED) != 0;
@@ -449,7 +479,7 @@ static void clean_junk(misuse *m, th_run *run)
         unsigned char *from = payload + LINKS_AND_MARK, *to = next - FOOTER;
         from = from > p ? from : p;
         to = to < end ? to : end;
-        if (s.chunk.is_free && from < to) {
+        if ((s.chunk.is_free || s.chunk.is_quick) && from < to) {
             open_bytes(from, (size_t)(to - from));
             memset(from, JUNK_BYTE, (size_t)(to - from));
             close_bytes(from, (size_t)(to - from));
@@ -488,7 +518,8 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
                         s.left.payload, left_size);
     } else {
         size_t capacity = 0;
-        while (s.is_found && s.chunk.is_free && !d->is_reported && !th_run_has_failed(run)) {
+        while (s.is_found && (s.chunk.is_free || s.chunk.is_quick) && !d->is_reported &&
+               !th_run_has_failed(run)) {
             if (count == capacity) {
                 capacity = capacity ? 2 * capacity : 64;
                 taken = realloc(taken, capacity * sizeof *taken);
@@ -501,7 +532,9 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
                             (void *)d->block, d->op_index, MAX_PROBE_ALLOCS);
                 break;
             }
-            size_t take = th_placement_take_size(heap, m->config->policy, s.chunk.size + HEADER_SIZE);
+            size_t take = s.chunk.is_quick /* its quick list's size */
+                              ? s.chunk.size + HEADER_SIZE
+                              : th_placement_take_size(heap, m->config->policy, s.chunk.size + HEADER_SIZE);
             void *p = TAlloc_heap_malloc(heap, take - HEADER_SIZE - reserve);
             if (p == NULL) {
                 th_run_fail(run, TH_API, NULL, "probe allocation of %zu bytes failed", s.chunk.size);

@@ -119,10 +119,11 @@ static bool verify_all_blocks(stress_thread *self)
 
 /* With no live block anywhere the default heap must hold no allocated chunk and no more
    than the retained arena, once the blocks it holds in quarantine (TALLOC_OPTIONS) are
-   released. */
+   released and its quick lists flushed (their blocks merge as frees would). */
 static bool check_drained(stress_thread *self, const char *why)
 {
     TAlloc_release_quarantine();
+    TAlloc_flush();
     TAlloc_stats st;
     TAlloc_get_stats(&st);
     if (st.allocated_count != 0) {

@@ -7,6 +7,11 @@
  * TAlloc_* forms on the process-wide heap. Every group ends with EXPECT_HEAP_OK and destroys
  * the heap it created. Loops collect their failures and assert once, naming the first one.
  */
+#undef TALLOC_NO_ALLOC_ATTRIBUTES /* this test checks talloc.h's attributes */
+#if defined(__GNUC__) && !defined(__clang__)
+/* the C rules for sizes too large for any object are tested with constant sizes */
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#endif
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,6 +126,8 @@ typedef struct walk_log {
     size_t allocated_bytes;
     size_t free_count;
     size_t free_bytes;
+    size_t quick_count;
+    size_t quick_bytes;
     size_t errors_orphan; /* a chunk reported before any arena */
     size_t errors_arena;  /* arena reserved != 64 or arena not page aligned */
     size_t errors_range;  /* chunk outside the arena announced before it */
@@ -207,6 +214,9 @@ static int log_visit(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chu
     if (chunk->is_free) {
         log->free_count++;
         log->free_bytes += chunk->size;
+    } else if (chunk->is_quick) {
+        log->quick_count++;
+        log->quick_bytes += chunk->size;
     } else {
         log->allocated_count++;
         log->allocated_bytes += chunk->size;
@@ -214,7 +224,7 @@ static int log_visit(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chu
     if (log->recorded < LOG_CHUNKS) {
         log->chunk[log->recorded].payload = payload;
         log->chunk[log->recorded].size = chunk->size;
-        log->chunk[log->recorded].is_free = chunk->is_free;
+        log->chunk[log->recorded].is_free = chunk->is_free || chunk->is_quick; /* not live */
         log->recorded++;
     } else {
         log->overflow = 1;
@@ -1116,9 +1126,14 @@ static void test_stats_match_blocks_and_walk(void)
            g_log.arenas, g_log.arena_bytes, rc);
     EXPECT(s.free_count == g_log.free_count && s.free_bytes == g_log.free_bytes &&
                s.allocated_count == g_log.allocated_count &&
-               s.allocated_bytes == g_log.allocated_bytes,
-           "stats free %zu/%zu, walk free %zu/%zu", s.free_count, s.free_bytes, g_log.free_count,
-           g_log.free_bytes);
+               s.allocated_bytes == g_log.allocated_bytes && s.quick_count == g_log.quick_count &&
+               s.quick_bytes == g_log.quick_bytes,
+           "stats free %zu/%zu quick %zu/%zu, walk free %zu/%zu quick %zu/%zu", s.free_count,
+           s.free_bytes, s.quick_count, s.quick_bytes, g_log.free_count, g_log.free_bytes,
+           g_log.quick_count, g_log.quick_bytes);
+    EXPECT(s.quick_count == 1 && s.quick_bytes == 112,
+           "the freed malloc(100) is the one quick chunk (112 payload bytes): %zu, %zu bytes",
+           s.quick_count, s.quick_bytes);
     EXPECT(s.map_count == s.arena_count && s.unmap_count == 0,
            "map_count %llu, unmap_count %llu with %zu arenas and nothing unmapped",
            (unsigned long long)s.map_count, (unsigned long long)s.unmap_count, s.arena_count);
@@ -1266,7 +1281,14 @@ static void test_error_strings(void)
  */
 static int fit_script(TAlloc_policy policy, const char *what)
 {
-    TAlloc_heap *heap = make_heap_with(SMALL_ARENA, policy);
+    TAlloc_config config;
+    TAlloc_config_init(&config);
+    config.arena_size = SMALL_ARENA;
+    config.policy = policy;
+    config.quick = 0; /* the holes must be free chunks, not kept whole in quick lists */
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    if (!EXPECT(heap != NULL, "TAlloc_heap_create failed: errno %d", errno))
+        return 0;
     void *hole512 = TAlloc_heap_malloc(heap, 512);
     void *sep1 = TAlloc_heap_malloc(heap, 64);
     void *hole128 = TAlloc_heap_malloc(heap, 128);
@@ -1412,8 +1434,14 @@ static void test_many_blocks(void)
     }
     EXPECT_HEAP_OK(heap, "many: all freed");
     s = stats_of(heap);
-    EXPECT(s.allocated_count == 0 && s.allocated_bytes == 0 && s.arena_count <= 1,
-           "many: after freeing all, %zu allocated (%zu bytes), %zu arenas", s.allocated_count,
+    EXPECT(s.allocated_count == 0 && s.allocated_bytes == 0 && s.quick_bytes <= TALLOC_DEFAULT_QUICK,
+           "many: after freeing all, %zu allocated (%zu bytes), %zu bytes quick",
+           s.allocated_count, s.allocated_bytes, s.quick_bytes);
+    TAlloc_heap_flush(heap); /* the quick lists' blocks merge: every arena empties */
+    s = stats_of(heap);
+    EXPECT(s.allocated_count == 0 && s.allocated_bytes == 0 && s.arena_count <= 1 &&
+               s.quick_count == 0,
+           "many: after the flush, %zu allocated (%zu bytes), %zu arenas", s.allocated_count,
            s.allocated_bytes, s.arena_count);
     TAlloc_heap_destroy(heap);
 }
@@ -1586,8 +1614,43 @@ static void test_default_introspection(void)
     EXPECT_HEAP_OK(TAlloc_default_heap(), "default introspection");
 }
 
+/* The header's version, the library's and the project's agree; the invariant ids the harness
+   extends start where TAlloc's end. */
+static void test_version(void)
+{
+    EXPECT(TAlloc_version() == TALLOC_VERSION, "TAlloc_version %d, header %d", TAlloc_version(),
+           TALLOC_VERSION);
+    EXPECT(strcmp(TAlloc_version_string(), TALLOC_VERSION_STRING) == 0, "version string %s",
+           TAlloc_version_string());
+    EXPECT(strcmp(TALLOC_VERSION_STRING, TALLOC_PROJECT_VERSION) == 0,
+           "header version %s, CMake project version %s", TALLOC_VERSION_STRING,
+           TALLOC_PROJECT_VERSION);
+    char built[32];
+    snprintf(built, sizeof built, "%d.%d.%d", TALLOC_VERSION_MAJOR, TALLOC_VERSION_MINOR,
+             TALLOC_VERSION_PATCH);
+    EXPECT(strcmp(built, TALLOC_VERSION_STRING) == 0, "version parts %s", built);
+#if defined(__OPTIMIZE__) && defined(__GNUC__)
+    /* alloc_size tells the compiler each block's size (needs optimization to be seen) */
+    char *m = TAlloc_malloc(100);
+    char *c = TAlloc_calloc(10, 30);
+    char *r = TAlloc_realloc(NULL, 70);
+    char *al = TAlloc_aligned_alloc(64, 200);
+    EXPECT(__builtin_object_size(m, 0) == 100 && __builtin_object_size(c, 0) == 300 &&
+               __builtin_object_size(r, 0) == 70 && __builtin_object_size(al, 0) == 200,
+           "alloc_size: %zu %zu %zu %zu", __builtin_object_size(m, 0),
+           __builtin_object_size(c, 0), __builtin_object_size(r, 0), __builtin_object_size(al, 0));
+    TAlloc_free(m);
+    TAlloc_free(c);
+    TAlloc_free(r);
+    TAlloc_free(al);
+#endif
+    TAlloc_invariant last = TALLOC_I6_ACCOUNTING;
+    EXPECT(last + 1 == TALLOC_INVARIANT_COUNT, "invariant count %d", TALLOC_INVARIANT_COUNT);
+}
+
 int main(void)
 {
+    test_version();
     /* C semantics */
     test_every_pointer_aligned();
     test_malloc_zero();

@@ -118,6 +118,7 @@ static TAlloc_heap *policy_heap(size_t arena_size)
 {
     TAlloc_config config = test_config(arena_size, NULL, NULL);
     config.policy = current_policy;
+    config.quick = 0; /* freed blocks become free chunks at once (quick lists: case_i5_quick) */
     return test_heap_from(&config, "test_check");
 }
 

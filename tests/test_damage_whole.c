@@ -15,7 +15,9 @@
  *   - a large block freed before a small block in its arena's tail is still known as freed
  *     once that arena is unmapped.
  * Each runs on a heap with an error handler (the last three also as death tests), under the
- * policy ctest names (TALLOC_TEST_POLICY): the link cases hold for every policy.
+ * policy ctest names (TALLOC_TEST_POLICY): the link cases hold for every policy. The heaps
+ * have no quick lists, so that every free reaches the free index; test_quick has the same
+ * cases for the links and headers of quick chunks.
  */
 #include <sys/mman.h>
 
@@ -32,6 +34,7 @@ static TAlloc_heap *make_heap(test_error_log *log, int canary, int junk, size_t 
     config.canary = canary;
     config.junk = junk;
     config.quarantine = quarantine;
+    config.quick = 0; /* frees reach the free index at once (test_quick: the quick lists) */
     if (os)
         config.os = *os;
     return test_heap_from(&config, test_name);

@@ -308,8 +308,18 @@ static void death_suite(TAlloc_heap *heap, const char *label, size_t large_size)
 
     /* an overflow from the previous block rewrites the next block's header */
     {
+        /* the first pair of 48-byte chunks the heap hands out next to each other (holes and
+           quick chunks of that size come first); the others are freed afterwards */
+        enum { TRIES = 16 };
+        char *spare[2 * TRIES];
+        size_t spares = 0;
         char *a = h_malloc(heap, 24);
         char *b = h_malloc(heap, 24);
+        while (b != a + 48 && spares < 2 * TRIES) {
+            spare[spares++] = a;
+            a = b;
+            b = h_malloc(heap, 24);
+        }
         void *guard = h_malloc(heap, 64);
         if (EXPECT(b == a + 48, "%s: malloc(24) twice should give adjacent blocks 48 bytes apart:"
                                 " %p %p", label, (void *)a, (void *)b)) {
@@ -323,6 +333,8 @@ static void death_suite(TAlloc_heap *heap, const char *label, size_t large_size)
         h_free(heap, guard);
         h_free(heap, b);
         h_free(heap, a);
+        for (size_t i = 0; i < spares; i++)
+            h_free(heap, spare[i]);
     }
 
     /* use after free: realloc and usable_size of a freed block (b keeps a's chunk apart) */
@@ -780,11 +792,13 @@ static void handler_stale_header_cases(void)
 
     /* q merged into p (freed after q), then the merged chunk was handed out again */
     {
+        TAlloc_heap_flush(heap); /* no other quick chunk merges after p and q below */
         char *p = TAlloc_heap_malloc(heap, 64);
         char *q = TAlloc_heap_malloc(heap, 64);
         void *guard = TAlloc_heap_malloc(heap, 64);
         TAlloc_heap_free(heap, q);
         TAlloc_heap_free(heap, p);
+        TAlloc_heap_flush(heap); /* out of the quick lists: q, then p merging with it */
         char *r = TAlloc_heap_malloc(heap, 144);
         expect_no_handler_call(&rec, "setup");
         if (EXPECT(r == p, "malloc(144) should take the 160-byte merged chunk at p")) {

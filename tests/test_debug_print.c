@@ -20,7 +20,7 @@ static int record_line(void *ctx, const TAlloc_arena_info *arena, const TAlloc_c
                  arena->size, arena->reserved);
     else
         snprintf(e->text[e->count++], 128, "  %s chunk at %p, %zu bytes, %zu reserved",
-                 chunk->is_free ? "Free" : "Allocated", chunk->address, chunk->size,
+                 chunk->is_free ? "Free" : chunk->is_quick ? "Quick" : "Allocated", chunk->address, chunk->size,
                  chunk->reserved);
     return 0;
 }
@@ -82,7 +82,7 @@ static void test_explicit_heap_layout(void)
     snprintf(want, sizeof want,
              "Arena at %p, 8192 bytes, 64 reserved\n"
              "  Allocated chunk at %p, 32 bytes, 16 reserved\n"
-             "  Free chunk at %p, 64 bytes, 16 reserved\n"
+             "  Quick chunk at %p, 64 bytes, 16 reserved\n"
              "  Allocated chunk at %p, 2000 bytes, 16 reserved\n"
              "  Free chunk at %p, 5968 bytes, 16 reserved\n",
              (char *)a - 64, (char *)a - 16, (char *)b - 16, (char *)c - 16, (char *)c + 2000);
@@ -96,6 +96,13 @@ static void test_explicit_heap_layout(void)
     TAlloc_heap_free(heap, big);
     print_to_string(heap, buf, sizeof buf);
     expect_matches_walk(heap, buf, "drained heap");
+    EXPECT(strstr(buf, "  Quick chunk at ") != NULL, "freed small blocks print as quick:\n%s", buf);
+    TAlloc_heap_flush(heap);
+    print_to_string(heap, buf, sizeof buf);
+    expect_matches_walk(heap, buf, "flushed heap");
+    snprintf(want, sizeof want, "Arena at %p, 8192 bytes, 64 reserved\n"
+             "  Free chunk at %p, 8112 bytes, 16 reserved\n", (char *)a - 64, (char *)a - 16);
+    EXPECT(strcmp(buf, want) == 0, "flushed heap printed as\n%s\nwant\n%s", buf, want);
     TAlloc_heap_destroy(heap);
 }
 

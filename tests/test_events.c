@@ -53,6 +53,7 @@ static TAlloc_heap *make_heap_in(size_t arena_size, size_t retained, const TAllo
     TAlloc_config_init(&config);
     config.policy = policy;
     config.large_cache = 0; /* releases unmap: test_large_cache keeps them */
+    config.quick = 0;       /* frees merge at once: test_quick covers the quick lists */
     config.arena_size = arena_size;
     config.retained_arena_count = retained;
     if (os != NULL)
@@ -1280,6 +1281,7 @@ static TAlloc_heap *make_cache_heap(size_t bound)
     config.policy = test_policy();
     config.arena_size = 16384;
     config.large_cache = bound;
+    config.quick = 0;
     TAlloc_heap *heap = TAlloc_heap_create(&config);
     EXPECT(heap != NULL, "heap_create with a large cache of %zu bytes failed", bound);
     return heap;

@@ -2,8 +2,12 @@
  * test_harness - the harness itself: any bytes decode to a program; bytes, programs and text
  * convert into each other without losing meaning; and the checker really fails - a damaged
  * pattern, a leaked chunk, a block freed behind the model's back and a broken C contract
- * are each reported with the right invariant and op index.
+ * are each reported with the right invariant and op index; and a run's mappings land at the
+ * same addresses in every process.
  */
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "harness.h"
 #include "testutil.h"
 
@@ -209,6 +213,63 @@ static void test_fault_ops_and_counters(void)
     th_result_free(&r);
 }
 
+/* Every map of a run, in order. */
+typedef struct map_log {
+    uintptr_t base[64];
+    size_t count;
+} map_log;
+
+static void log_map(void *ctx, void *base, size_t size)
+{
+    (void)size;
+    map_log *log = ctx;
+    if (log->count < 64)
+        log->base[log->count++] = (uintptr_t)base;
+}
+
+static map_log run_logging_maps(const char *text, bool capture)
+{
+    map_log log = {{0}, 0};
+    th_program p = parse(text);
+    th_config config;
+    th_config_init(&config);
+    config.capture_heap = capture;
+    config.hooks.on_map = log_map;
+    config.hooks.ctx = &log;
+    th_result result;
+    th_run_program(&p, &config, &result);
+    EXPECT(!result.failure.has_failed, "the arena program passes: %s", result.failure.detail);
+    th_result_free(&result);
+    th_program_free(&p);
+    return log;
+}
+
+/* A run's mappings land at the same addresses whatever else the process mapped before it,
+   and whether or not heap pictures are taken: placement depends on arena order, so a
+   program must behave the same in every process that replays it. */
+static void test_same_addresses(void)
+{
+    const char *program = "malloc 10000\nmalloc 10000\nmalloc 10000\nmalloc 100000\n"
+                          "free #1\nmalloc 12000\nrealloc #0 300000\nfree #2\n"
+                          "malloc 10000\nmalloc 2000000\n";
+    map_log first = run_logging_maps(program, false);
+    EXPECT(first.count >= 5, "the program maps arenas (%zu)", first.count);
+    long page = sysconf(_SC_PAGESIZE);
+    char *a = mmap(NULL, 8 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    EXPECT(a != MAP_FAILED, "a mapping between the runs");
+    munmap(a + 2 * page, 3 * (size_t)page); /* and a hole the kernel could fill */
+    map_log second = run_logging_maps(program, true);
+    EXPECT(second.count == first.count, "same number of maps (%zu, %zu)", first.count,
+           second.count);
+    bool same = second.count == first.count;
+    for (size_t i = 0; same && i < first.count; i++)
+        same = first.base[i] == second.base[i];
+    EXPECT(same, "every map at the same address in both runs");
+    munmap(a, 2 * (size_t)page);
+    munmap(a + 5 * page, 3 * (size_t)page);
+}
+
 int main(void)
 {
     test_round_trips();
@@ -216,5 +277,6 @@ int main(void)
     test_text_errors();
     test_checker_fails();
     test_fault_ops_and_counters();
+    test_same_addresses();
     return test_summary("test_harness");
 }

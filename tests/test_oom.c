@@ -425,7 +425,7 @@ static void run_op(run *r, int step)
 
 /*
  * After the script: failures off, a large and a small block must be allocatable, then
- * everything is freed. Returns nothing; problems go to the run.
+ * everything is freed and the quick lists flushed. Returns nothing; problems go to the run.
  */
 static void run_finish(run *r)
 {
@@ -449,6 +449,7 @@ static void run_finish(run *r)
         r->slots[i].p = NULL;
         r->slots[i].size = 0;
     }
+    TAlloc_heap_flush(h); /* the quick lists' blocks merge too, emptying their arenas */
     TAlloc_stats s = stats_of(h);
     if (s.allocated_count != 0 || s.allocated_bytes != 0 || s.arena_count != 0)
         run_error(r, "after freeing everything: %zu allocated (%zu bytes), %zu arenas",
@@ -596,9 +597,112 @@ static void test_create_fails(void)
     }
 }
 
+/* ---- the arena registry's growth refused ------------------------------------------------ */
+
+typedef struct meta_os {
+    int refuse;             /* refuse metadata maps */
+    unsigned long refused;  /* metadata maps refused */
+    unsigned long granted;  /* metadata maps answered */
+    size_t live;            /* metadata bytes mapped */
+} meta_os;
+
+static void *meta_map(void *ctx, size_t size)
+{
+    (void)ctx;
+    return TAlloc_os_default()->map(NULL, size);
+}
+
+static void meta_unmap(void *ctx, void *address, size_t size)
+{
+    (void)ctx;
+    TAlloc_os_default()->unmap(NULL, address, size);
+}
+
+static void *meta_map_metadata(void *ctx, size_t size)
+{
+    meta_os *m = ctx;
+    if (m->refuse) {
+        m->refused++;
+        return NULL;
+    }
+    void *p = TAlloc_os_default()->map(NULL, size);
+    if (p) {
+        m->granted++;
+        m->live += size;
+    }
+    return p;
+}
+
+static void meta_unmap_metadata(void *ctx, void *address, size_t size)
+{
+    meta_os *m = ctx;
+    m->live -= size;
+    TAlloc_os_default()->unmap(NULL, address, size);
+}
+
+/* Each 4016-byte block takes a 4096-byte arena of its own; once the registry of arenas is
+   full, the next arena needs a bigger one. With that map refused the malloc fails cleanly
+   (NULL, ENOMEM, no arena left mapped for it), every block keeps its bytes, and the heap
+   grows again as soon as the OS layer gives memory. */
+static void test_registry_growth_refused(void)
+{
+    meta_os m = {0, 0, 0, 0};
+    TAlloc_config config = test_config(4096, NULL, NULL);
+    config.retained_arena_count = 0;
+    config.os = (TAlloc_os){.map = meta_map, .unmap = meta_unmap, .ctx = &m,
+                            .map_metadata = meta_map_metadata,
+                            .unmap_metadata = meta_unmap_metadata};
+    TAlloc_heap *heap = TAlloc_heap_create(&config);
+    if (!EXPECT(heap != NULL, "registry: heap creation"))
+        return;
+    enum { MAX_BLOCKS = 4096 };
+    static unsigned char *blocks[MAX_BLOCKS];
+    size_t count = 0, failed_at = 0;
+    unsigned long granted_before = m.granted;
+    m.refuse = 1;
+    while (count < MAX_BLOCKS) {
+        errno = 0;
+        unsigned char *p = TAlloc_heap_malloc(heap, 4016);
+        if (p == NULL) {
+            failed_at = count;
+            break;
+        }
+        memset(p, (int)(count & 0xff), 4016);
+        blocks[count++] = p;
+    }
+    int err = errno;
+    EXPECT(failed_at > 0 && m.refused > 0 && m.granted == granted_before,
+           "registry: a malloc failed once the registry had to grow (%zu blocks, %lu refused)",
+           failed_at, m.refused);
+    EXPECT(err == ENOMEM, "registry: errno %d, want ENOMEM", err);
+    TAlloc_stats st;
+    TAlloc_heap_get_stats(heap, &st);
+    EXPECT(st.arena_count == count, "registry: %zu arenas for %zu blocks (none left for the "
+           "refused one)", (size_t)st.arena_count, count);
+    EXPECT_HEAP_OK(heap, "registry: after the refusal");
+    m.refuse = 0;
+    unsigned char *more = TAlloc_heap_malloc(heap, 4016);
+    EXPECT(more != NULL && m.granted > granted_before,
+           "registry: the heap grows once metadata can be mapped");
+    for (size_t i = 0; i < count; i++) {
+        size_t bad = 4016;
+        for (size_t j = 0; j < 4016 && bad == 4016; j++)
+            if (blocks[i][j] != (unsigned char)(i & 0xff))
+                bad = j;
+        EXPECT(bad == 4016, "registry: block %zu damaged at byte %zu", i, bad);
+    }
+    for (size_t i = 0; i < count; i++)
+        TAlloc_heap_free(heap, blocks[i]);
+    TAlloc_heap_free(heap, more);
+    EXPECT_HEAP_OK(heap, "registry: drained");
+    TAlloc_heap_destroy(heap);
+    EXPECT(m.live == 0, "registry: %zu metadata bytes left mapped", m.live);
+}
+
 int main(void)
 {
     test_create_fails();
+    test_registry_growth_refused();
     test_fail_every_map();
     return test_summary("test_oom");
 }

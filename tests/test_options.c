@@ -199,7 +199,7 @@ static void test_verbose_and_sizes(void)
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
                          "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1 "
-                         "large_cache=67108864\n") == 0,
+                         "large_cache=67108864 quick=1048576\n") == 0,
            "err: %s", o.err);
     o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
     EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0 large_cache=") != NULL,
@@ -211,6 +211,10 @@ static void test_verbose_and_sizes(void)
     o = run("config", "arena_size=1g::verbose=1");
     EXPECT(strstr(o.out, "mapped=1073741824 ") != NULL, "1g arenas: %s", o.out);
     EXPECT(strstr(o.err, "arena_size=1073741824") != NULL, "1g line: %s", o.err);
+    o = run("config", "quick=64k:verbose=1");
+    EXPECT(strstr(o.err, " quick=65536\n") != NULL, "quick lists' bound: %s", o.err);
+    o = run("config", "quick=0:verbose=1");
+    EXPECT(strstr(o.err, " quick=0\n") != NULL, "no quick lists: %s", o.err);
     o = run("config", "arena_size=5000:verbose=1");
     EXPECT(strstr(o.err, "arena_size=8192 ") != NULL, "page-rounded: %s", o.err);
 }
@@ -238,6 +242,7 @@ static void test_bad_options(void)
         {"guard=x", "talloc: TALLOC_OPTIONS: bad value in 'guard=x' ignored\n"},
         {"quarantine=99999999", "talloc: TALLOC_OPTIONS: bad value in 'quarantine=99999999' ignored\n"},
         {"fork_rekey=yes", "talloc: TALLOC_OPTIONS: bad value in 'fork_rekey=yes' ignored\n"},
+        {"quick=lots", "talloc: TALLOC_OPTIONS: bad value in 'quick=lots' ignored\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         outcome o = run("config", cases[i].options);
@@ -268,14 +273,15 @@ static void test_policy_option(void)
     static const struct {
         const char *options, *want;
     } cases[] = {
-        {"policy=best-fit", "small-hole\n"}, {"policy=best", "small-hole\n"},
-        {"policy=first-fit", "first-hole\n"}, {"policy=first", "first-hole\n"},
-        {"policy=segregated", "last-freed\n"}, {NULL, "last-freed\n"},
+        /* quick=0: the freed blocks are holes at once, not kept in the quick lists */
+        {"quick=0:policy=best-fit", "small-hole\n"}, {"quick=0:policy=best", "small-hole\n"},
+        {"quick=0:policy=first-fit", "first-hole\n"}, {"quick=0:policy=first", "first-hole\n"},
+        {"quick=0:policy=segregated", "last-freed\n"}, {"quick=0", "last-freed\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         outcome o = run("policy", cases[i].options);
         EXPECT(exited_ok(&o) && strcmp(o.out, cases[i].want) == 0, "%s: %s",
-               cases[i].options ? cases[i].options : "default", o.out);
+               cases[i].options, o.out);
     }
     outcome o = run("policy", "policy=worst");
     EXPECT(strstr(o.err, "talloc: TALLOC_OPTIONS: bad value in 'policy=worst' ignored") != NULL,
@@ -303,7 +309,8 @@ static void test_stats(void)
     EXPECT(strstr(o.err, "\ntalloc:   allocations 3, frees 3\n") != NULL, "exit counts: %s", o.err);
     EXPECT(strstr(o.err, "\ntalloc:   live blocks 0, live bytes 0\n") != NULL, "exit live: %s",
            o.err);
-    EXPECT(talloc_lines(o.err) == 8, "eight lines: %s", o.err);
+    EXPECT(strstr(o.err, "\ntalloc:   quick blocks ") != NULL, "exit quick blocks: %s", o.err);
+    EXPECT(talloc_lines(o.err) == 9, "nine lines: %s", o.err);
 
     /* the exit statistics survive a program that closes stderr before it exits */
     o = run("close_stderr", "stats=1");
@@ -327,7 +334,8 @@ static void test_explicit_heap_stats(void)
     EXPECT(strstr(buf, " (pid ") != NULL && strstr(buf, "default heap") == NULL, "%s", buf);
     EXPECT(strstr(buf, "talloc:   allocations 1, frees 0\n") != NULL, "%s", buf);
     EXPECT(strstr(buf, "program break") == NULL, "only the default heap's: %s", buf);
-    EXPECT(talloc_lines(buf) == 7, "seven lines: %s", buf);
+    EXPECT(strstr(buf, "talloc:   quick blocks 0, quick bytes 0\n") != NULL, "%s", buf);
+    EXPECT(talloc_lines(buf) == 8, "eight lines: %s", buf);
     TAlloc_heap_free(heap, p);
     TAlloc_heap_destroy(heap);
 }

@@ -25,13 +25,39 @@
 extern "C" {
 #endif
 
+/* The version of this header; TAlloc_version() gives the library's. */
+#define TALLOC_VERSION_MAJOR 0
+#define TALLOC_VERSION_MINOR 2
+#define TALLOC_VERSION_PATCH 0
+#define TALLOC_VERSION_STRING "0.2.0"
+#define TALLOC_VERSION (TALLOC_VERSION_MAJOR * 10000 + TALLOC_VERSION_MINOR * 100 + TALLOC_VERSION_PATCH)
+
+/* Attributes that let the compiler know what a call returns: a fresh block (malloc), its size
+   in bytes from the arguments numbered (alloc_size). Code that writes past a request on
+   purpose (a test of the allocator's checks) defines TALLOC_NO_ALLOC_ATTRIBUTES first. There
+   is no alloc_align: a call with an alignment that is not a power of two is legal (it fails
+   with EINVAL), the attribute would claim that alignment, and clang 14 -O3 crashed compiling
+   such calls (test_api's) with it. */
 #if defined(__GNUC__)
 #define TALLOC_API __attribute__((visibility("default")))
 #define TALLOC_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#define TALLOC_MUST_USE __attribute__((warn_unused_result))
 #else
 #define TALLOC_API
 #define TALLOC_MALLOC_LIKE
+#define TALLOC_MUST_USE
 #endif
+#if defined(__GNUC__) && !defined(TALLOC_NO_ALLOC_ATTRIBUTES)
+#define TALLOC_SIZE(n) __attribute__((alloc_size(n)))
+#define TALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
+#else
+#define TALLOC_SIZE(n)
+#define TALLOC_SIZE2(n, m)
+#endif
+
+/* TALLOC_VERSION of the library in use ("0.2.0" for TALLOC_VERSION_STRING). */
+TALLOC_API int TAlloc_version(void);
+TALLOC_API const char *TAlloc_version_string(void);
 
 /* Alignment of every pointer TAlloc returns, in bytes. */
 #define TALLOC_ALIGNMENT 16
@@ -39,14 +65,19 @@ extern "C" {
 #define TALLOC_DEFAULT_ARENA_SIZE ((size_t)16384000)
 /* Bytes of large-block mappings a heap keeps for reuse by default (config.large_cache). */
 #define TALLOC_DEFAULT_LARGE_CACHE ((size_t)64 << 20)
+/* Payload bytes of freed small blocks a heap keeps in its quick lists by default
+   (config.quick), and the largest request a quick list serves. */
+#define TALLOC_DEFAULT_QUICK ((size_t)1 << 20)
+#define TALLOC_QUICK_MAX_REQUEST ((size_t)1024)
 
 /* ---- The C allocation family, on the default heap ------------------------------------- */
 
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_malloc(size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE(1) void *TAlloc_malloc(size_t size);
 TALLOC_API void TAlloc_free(void *ptr);
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_calloc(size_t count, size_t size);
-TALLOC_API void *TAlloc_realloc(void *ptr, size_t size);
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_aligned_alloc(size_t alignment, size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE2(1, 2) void *TAlloc_calloc(size_t count, size_t size);
+TALLOC_API TALLOC_MUST_USE TALLOC_SIZE(2) void *TAlloc_realloc(void *ptr, size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE(2) void *TAlloc_aligned_alloc(size_t alignment,
+                                                                                size_t size);
 TALLOC_API int TAlloc_posix_memalign(void **out, size_t alignment, size_t size);
 TALLOC_API size_t TAlloc_usable_size(const void *ptr);
 /* Prints every arena and chunk of the default heap to stdout (format: see README). */
@@ -159,6 +190,9 @@ typedef struct TAlloc_config {
                                      parent's (no page of the heap is written) */
     size_t large_cache;           /* bytes of released dedicated arenas' mappings kept for the
                                      next large blocks (TALLOC_DEFAULT_LARGE_CACHE; 0: none) */
+    size_t quick;                 /* payload bytes of freed small blocks the quick lists keep,
+                                     unmerged, for the next request of their size
+                                     (TALLOC_DEFAULT_QUICK; 0: every free merges at once) */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, segregated fit,
@@ -173,12 +207,14 @@ TALLOC_API void TAlloc_heap_destroy(TAlloc_heap *heap);
 /* The process-wide heap behind the TAlloc_* calls, created on first use. */
 TALLOC_API TAlloc_heap *TAlloc_default_heap(void);
 
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE(2) void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size);
 TALLOC_API void TAlloc_heap_free(TAlloc_heap *heap, void *ptr);
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_calloc(TAlloc_heap *heap, size_t count, size_t size);
-TALLOC_API void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size);
-TALLOC_API TALLOC_MALLOC_LIKE void *TAlloc_heap_aligned_alloc(TAlloc_heap *heap, size_t alignment,
-                                                              size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE2(2, 3) void *TAlloc_heap_calloc(TAlloc_heap *heap, size_t count,
+                                                                         size_t size);
+TALLOC_API TALLOC_MUST_USE TALLOC_SIZE(3) void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr,
+                                                                   size_t size);
+TALLOC_API TALLOC_MALLOC_LIKE TALLOC_SIZE(3) void *
+TAlloc_heap_aligned_alloc(TAlloc_heap *heap, size_t alignment, size_t size);
 TALLOC_API int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment,
                                           size_t size);
 TALLOC_API size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr);
@@ -200,6 +236,8 @@ typedef struct TAlloc_chunk_info {
     size_t reserved;       /* header bytes */
     int is_free;
     int is_quarantined;    /* freed by the program, held back from reuse (is_free is 0) */
+    int is_quick;          /* freed by the program, kept in a quick list for the next request
+                              of its size (is_free is 0) */
 } TAlloc_chunk_info;
 
 /*
@@ -215,15 +253,17 @@ typedef int (*TAlloc_walk_fn)(void *ctx, const TAlloc_arena_info *arena,
 TALLOC_API int TAlloc_heap_walk(TAlloc_heap *heap, TAlloc_walk_fn visit, void *ctx);
 TALLOC_API int TAlloc_walk(TAlloc_walk_fn visit, void *ctx);
 
-/* Invariant ids reported by the check (see README, "Heap invariants"). */
-enum {
+/* Invariant ids reported by the check (see README, "Heap invariants"). Tools built on the
+   check number their own from TALLOC_INVARIANT_COUNT up (the harness: I7, I8, ...). */
+typedef enum TAlloc_invariant {
     TALLOC_I1_TILING = 1,
     TALLOC_I2_HEADERS = 2,
     TALLOC_I3_BOUNDARY_TAGS = 3,
     TALLOC_I4_COALESCED = 4,
     TALLOC_I5_FREE_INDEX = 5,
     TALLOC_I6_ACCOUNTING = 6,
-};
+    TALLOC_INVARIANT_COUNT = 7 /* the first id free for others */
+} TAlloc_invariant;
 
 /* One violation: the invariant id, the address it concerns, a short explanation. */
 typedef void (*TAlloc_violation_fn)(void *ctx, int invariant, const void *address,
@@ -253,6 +293,8 @@ typedef enum TAlloc_event {
     TALLOC_EVENT_LARGE_CACHED,       /* a released dedicated arena's mapping was kept */
     TALLOC_EVENT_LARGE_REUSED,       /* a dedicated arena was made from a kept mapping */
     TALLOC_EVENT_REALLOC_REMAPPED,   /* a large block grew by remapping its arena, uncopied */
+    TALLOC_EVENT_QUICK_REUSED,       /* a request was served from a quick list */
+    TALLOC_EVENT_QUICK_FLUSHED,      /* a block left a quick list for the free index (merged) */
     TALLOC_EVENT_COUNT
 } TAlloc_event;
 
@@ -267,6 +309,8 @@ typedef struct TAlloc_stats {
     size_t mapped_bytes;     /* bytes of those arenas */
     size_t cached_count;     /* large-block mappings kept for reuse (not arenas) */
     size_t cached_bytes;     /* their bytes */
+    size_t quick_count;      /* freed blocks in the quick lists (not allocated, not free) */
+    size_t quick_bytes;      /* their payload bytes */
     uint64_t map_count;      /* maps of the OS layer since creation (arena memory) */
     uint64_t unmap_count;    /* unmaps since creation: arenas + cached = maps - unmaps */
     uint64_t event_count[TALLOC_EVENT_COUNT];
@@ -287,10 +331,16 @@ TALLOC_API void TAlloc_write_stats(int fd);
 TALLOC_API void TAlloc_heap_release_quarantine(TAlloc_heap *heap);
 TALLOC_API void TAlloc_release_quarantine(void);
 
-/* Releases the blocks held in quarantine, then unmaps every empty arena: those the heap
-   retains for reuse, and any a free had to keep because it met a damaged link (reported
-   then); gives back the large-block mappings kept for reuse too. Returns how many arenas and
-   mappings were unmapped. */
+/* Gives every block of the quick lists to the free index, merged with its free neighbours as
+   a free would (an arena left empty is retained or unmapped then). Allocation does it itself
+   before it maps a standard arena. */
+TALLOC_API void TAlloc_heap_flush(TAlloc_heap *heap);
+TALLOC_API void TAlloc_flush(void);
+
+/* Releases the blocks held in quarantine, flushes the quick lists, then unmaps every empty
+   arena: those the heap retains for reuse, and any a free had to keep because it met a
+   damaged link (reported then); gives back the large-block mappings kept for reuse too.
+   Returns how many arenas and mappings were unmapped. */
 TALLOC_API size_t TAlloc_heap_trim(TAlloc_heap *heap);
 TALLOC_API size_t TAlloc_trim(void);
 
@@ -308,6 +358,7 @@ TALLOC_API size_t TAlloc_trim(void);
  *   quarantine=N    config.quarantine: the last N freed blocks are not reused yet
  *   fork_rekey=0|1  config.fork_rekey: a fork child re-keys the heap on first use (default 1)
  *   large_cache=N   config.large_cache: bytes of large-block mappings kept (suffix k, m, g)
+ *   quick=N         config.quick: payload bytes the quick lists keep (suffix k, m, g; 0: off)
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

@@ -38,7 +38,7 @@ static int forget_block(void *ctx, const TAlloc_arena_info *arena, const TAlloc_
 {
     (void)ctx;
     (void)arena;
-    if (chunk && !chunk->is_free)
+    if (chunk && !chunk->is_free && !chunk->is_quick)
         ta_track_free(chunk->payload, chunk->size);
     return 0;
 }
@@ -160,7 +160,7 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         errno = saved;
         return;
     }
-    ta_arena *arena;
+    ta_arena *arena = NULL;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &arena, &fault);
     if (chunk)
         heap->paths->free(heap, chunk, arena, &fault);
@@ -218,11 +218,30 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     ta_paths_release_quarantine(heap, &fault);
+    if (fault.error == TALLOC_ERROR_NONE)
+        heap->paths->flush(heap, &fault);
     size_t released = ta_heap_trim_arenas(heap) + ta_large_trim(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;
     return released;
+}
+
+void TAlloc_heap_flush(TAlloc_heap *heap)
+{
+    int saved = errno;
+    if (!ta_heap_lock(heap))
+        return;
+    ta_fault fault = {TALLOC_ERROR_NONE, NULL};
+    heap->paths->flush(heap, &fault);
+    unlock_noting_links(heap, &fault);
+    report_if(heap, &fault);
+    errno = saved;
+}
+
+void TAlloc_flush(void)
+{
+    TAlloc_heap_flush(ta_default_heap());
 }
 
 void TAlloc_heap_release_quarantine(TAlloc_heap *heap)
@@ -266,6 +285,8 @@ static const char *const event_names[TALLOC_EVENT_COUNT] = {
     [TALLOC_EVENT_LARGE_CACHED] = "large_cached",
     [TALLOC_EVENT_LARGE_REUSED] = "large_reused",
     [TALLOC_EVENT_REALLOC_REMAPPED] = "realloc_remapped",
+    [TALLOC_EVENT_QUICK_REUSED] = "quick_reused",
+    [TALLOC_EVENT_QUICK_FLUSHED] = "quick_flushed",
 };
 
 const char *TAlloc_event_name(TAlloc_event event)
@@ -285,3 +306,7 @@ void *TAlloc_aligned_alloc(size_t alignment, size_t size) { return TAlloc_heap_a
 int TAlloc_posix_memalign(void **out, size_t alignment, size_t size) { return TAlloc_heap_posix_memalign(ta_default_heap(), out, alignment, size); }
 size_t TAlloc_usable_size(const void *ptr) { return TAlloc_heap_usable_size(ta_default_heap(), ptr); }
 void TAlloc_get_stats(TAlloc_stats *out) { TAlloc_heap_get_stats(ta_default_heap(), out); }
+
+int TAlloc_version(void) { return TALLOC_VERSION; }
+
+const char *TAlloc_version_string(void) { return TALLOC_VERSION_STRING; }

@@ -36,7 +36,8 @@ static int walk_arena(const ta_heap *heap, const ta_arena *arena, TAlloc_walk_fn
             return -1;
         TAlloc_chunk_info chunk = {c, ta_chunk_payload(c), ta_chunk_size(c) - TA_HEADER_SIZE,
                                    TA_HEADER_SIZE, ta_chunk_is_free(c),
-                                   (c->size_word & TA_QUARANTINED) != 0};
+                                   (c->size_word & TA_QUARANTINED) != 0,
+                                   (c->size_word & TA_QUICK) != 0};
         stop = visit_user(visit, ctx, &info, &chunk);
     }
     return stop;
@@ -72,6 +73,7 @@ typedef struct checker {
     TAlloc_stats walked;     /* totals of the walk, compared with heap->stats (I6) */
     size_t empty_arena_count;
     size_t quarantined_count; /* chunks of the walk with the quarantine flag */
+    size_t quick_reached;    /* chunks met in the quick lists */
 } checker;
 
 static void violation(checker *ck, int invariant, const void *address, const char *detail)
@@ -127,6 +129,54 @@ static void check_index(checker *ck)
     ck->heap->index->check(ck->heap, &ck->index);
 }
 
+/* I5 for the quick lists: every link names a quick chunk of its list's size whose header
+   holds, both link words agree, no chunk is met twice (marks), every list ends. */
+TA_NO_COVERAGE static void check_quick_lists(checker *ck)
+{
+    ta_heap *heap = ck->heap;
+    size_t limit = heap->stats.quick_count + 1;
+    for (size_t q = 0; q < TA_QUICK_CLASSES; q++) {
+        for (ta_chunk *c = heap->quick_head[q]; c != NULL;) {
+            if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
+                ck->find_arena(heap, ta_chunk_payload(c)) == NULL) {
+                violation(ck, TALLOC_I5_FREE_INDEX, c, "quick list link points outside the arenas");
+                break;
+            }
+            if (!ta_chunk_is_valid(heap, c) || (c->size_word & (TA_FREE | TA_HELD)) != TA_QUICK ||
+                ta_chunk_size(c) != ta_quick_size(q)) {
+                violation(ck, TALLOC_I5_FREE_INDEX, c, "quick list holds a chunk not quick of its size");
+                break;
+            }
+            if (c->word[2] == ck->epoch || ck->quick_reached++ >= limit) {
+                violation(ck, TALLOC_I5_FREE_INDEX, c, "quick chunk listed twice (or the list has a cycle)");
+                break;
+            }
+            c->word[2] = ck->epoch;
+            ta_chunk *next = ta_link_get(heap, &c->word[0]);
+            if (next != ta_link_get(heap, &c->word[1])) {
+                violation(ck, TALLOC_I5_FREE_INDEX, c, "quick chunk's link words disagree");
+                break;
+            }
+            c = next;
+        }
+    }
+}
+
+static void check_held_chunk(checker *ck, ta_chunk *c)
+{
+    size_t payload = ta_chunk_size(c) - TA_HEADER_SIZE;
+    if (c->size_word & TA_QUICK) {
+        if (c->word[2] != ck->epoch)
+            violation(ck, TALLOC_I5_FREE_INDEX, c, "quick chunk missing from its quick list");
+        ck->walked.quick_count++;
+        ck->walked.quick_bytes += payload;
+        return;
+    }
+    ck->walked.allocated_count++;
+    ck->walked.allocated_bytes += payload;
+    ck->quarantined_count += (c->size_word & TA_QUARANTINED) != 0;
+}
+
 static void check_free_chunk(checker *ck, ta_chunk *c, bool is_prev_free)
 {
     size_t size = ta_chunk_size(c);
@@ -166,9 +216,7 @@ static void check_arena(checker *ck, const ta_arena *arena)
         if (ta_chunk_is_free(c)) {
             check_free_chunk(ck, c, is_prev_free);
         } else {
-            ck->walked.allocated_count++;
-            ck->walked.allocated_bytes += size - TA_HEADER_SIZE;
-            ck->quarantined_count += (c->size_word & TA_QUARANTINED) != 0;
+            check_held_chunk(ck, c);
         }
         is_prev_free = ta_chunk_is_free(c);
     }
@@ -237,6 +285,12 @@ static void check_totals(checker *ck)
     compare(ck, w->allocated_bytes, s->allocated_bytes, "allocated bytes differ from walk");
     compare(ck, w->free_count, s->free_count, "free chunk count differs from walk");
     compare(ck, w->free_bytes, s->free_bytes, "free bytes differ from walk");
+    compare(ck, w->quick_count, s->quick_count, "quick chunk count differs from walk");
+    compare(ck, w->quick_bytes, s->quick_bytes, "quick bytes differ from walk");
+    if (ck->quick_reached != w->quick_count)
+        violation(ck, TALLOC_I5_FREE_INDEX, ck->heap, "quick lists and walk count different chunks");
+    if (s->quick_bytes > ck->heap->config.quick)
+        violation(ck, TALLOC_I6_ACCOUNTING, ck->heap, "quick lists exceed their bound");
     compare(ck, w->arena_count, s->arena_count, "arena count differs from walk");
     compare(ck, w->mapped_bytes, s->mapped_bytes, "mapped bytes differ from walk");
     compare(ck, w->arena_count + s->cached_count, (size_t)(s->map_count - s->unmap_count),
@@ -256,6 +310,7 @@ size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ct
     ck.epoch = ta_chunk_check_value(heap->secret, heap, ++heap->check_epoch);
     check_registry(&ck);
     check_index(&ck);
+    check_quick_lists(&ck);
     check_arenas(&ck);
     check_totals(&ck);
     ta_heap_unlock(heap);

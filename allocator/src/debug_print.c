@@ -6,6 +6,8 @@
  *     Allocated chunk at 0x7f.., 32 bytes, 16 reserved
  *     Free chunk at 0x7f.., 16381776 bytes, 16 reserved
  *
+ * A block freed into a quick list (kept whole for the next request of its size) is a
+ * "Quick chunk".
  * Arena bytes include the reserved header and fence; chunk bytes are payload bytes and the
  * header is the reserved part, so the chunk lines of an arena add up to its bytes - reserved.
  */
@@ -24,7 +26,9 @@ static int render_line(void *ctx, const TAlloc_arena_info *arena, const TAlloc_c
         ta_text_str(t, " bytes, ");
         ta_text_u64(t, arena->reserved);
     } else {
-        ta_text_str(t, chunk->is_free ? "  Free chunk at " : "  Allocated chunk at ");
+        ta_text_str(t, chunk->is_free    ? "  Free chunk at "
+                       : chunk->is_quick ? "  Quick chunk at "
+                                         : "  Allocated chunk at ");
         ta_text_ptr(t, chunk->address);
         ta_text_str(t, ", ");
         ta_text_u64(t, chunk->size);
@@ -46,7 +50,8 @@ void TAlloc_heap_debug_print(TAlloc_heap *heap, FILE *out)
         "  (a damaged header ends the walk of an arena; run TAlloc_check)\n";
     if (!ta_heap_lock(heap))
         return;
-    size_t lines = heap->stats.arena_count + heap->stats.allocated_count + heap->stats.free_count;
+    size_t lines = heap->stats.arena_count + heap->stats.allocated_count + heap->stats.free_count +
+                   heap->stats.quick_count;
     size_t capacity = ta_align_up((lines + 1) * LINE_MAX_BYTES + sizeof damaged, ta_os_page_size());
     char *buf = ta_os_map_metadata(&heap->config.os, capacity);
     ta_text t = {buf, 0, buf ? capacity - 1 : 0};

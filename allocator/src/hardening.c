@@ -216,6 +216,8 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
             *fault = met;
         return false;
     }
+    if (fault->error == TALLOC_ERROR_NONE) /* damage a flush after the merge met */
+        *fault = met;
     heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
     heap->quarantine_count--;
     return true;
@@ -282,12 +284,20 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
 static void rekey_chunk(ta_heap *heap, ta_chunk *c, uint64_t old)
 {
     uint64_t flags = c->size_word & TA_FLAG_MASK;
-    bool is_block = ta_chunk_size(c) != 0 && !(flags & (TA_FREE | TA_QUARANTINED));
+    bool is_block = ta_chunk_size(c) != 0 && !(flags & (TA_FREE | TA_HELD));
     if (is_block && heap->config.canary)
         ta_canary_rekey(c, old, heap->secret);
     ta_chunk_seal(heap, c); /* the header only: a damaged boundary tag stays damaged */
     if (flags & TA_FREE)
         heap->index->rekey(heap, c, old);
+    if (flags & TA_QUICK) /* its two link words (a damaged one stays damaged) */
+        for (int i = 0; i < 2; i++) {
+            uint64_t fresh = heap->secret;
+            heap->secret = old;
+            ta_chunk *link = ta_link_get(heap, &c->word[i]);
+            heap->secret = fresh;
+            ta_link_set(heap, &c->word[i], link);
+        }
 }
 
 /*

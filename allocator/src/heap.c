@@ -27,6 +27,7 @@ void TAlloc_config_init(TAlloc_config *config)
         .policy = TALLOC_POLICY_SEGREGATED,
         .fork_rekey = 1,
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
+        .quick = TALLOC_DEFAULT_QUICK,
     };
 }
 
@@ -299,9 +300,9 @@ __attribute__((noinline, cold)) static TAlloc_error classify_bad_header(const ta
     return TALLOC_ERROR_CORRUPTED_HEADER;
 }
 
-__attribute__((noinline, cold)) static ta_chunk *invalid(ta_heap *heap, const ta_arena *arena,
-                                                         const void *ptr, TAlloc_error if_free,
-                                                         ta_fault *fault)
+__attribute__((noinline, cold)) ta_chunk *ta_heap_invalid(ta_heap *heap, const ta_arena *arena,
+                                                           const void *ptr, TAlloc_error if_free,
+                                                           ta_fault *fault)
 {
     TAlloc_error error;
     if (arena == NULL)
@@ -314,26 +315,6 @@ __attribute__((noinline, cold)) static ta_chunk *invalid(ta_heap *heap, const ta
         error = if_free;
     *fault = (ta_fault){error, ptr};
     return NULL;
-}
-
-/*
- * The one validator for pointers users hand back: ownership, alignment, header integrity,
- * state - in that order, and before anything in the header is trusted. Returns the chunk (and
- * its arena in `*owner` when not NULL), or NULL with `fault` set (`if_free` is the error for
- * a chunk that is already free).
- */
-ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free, ta_arena **owner,
-                           ta_fault *fault)
-{
-    ta_arena *arena = ta_arena_find(heap, ptr);
-    if (arena == NULL || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
-        return invalid(heap, arena, ptr, if_free, fault);
-    ta_chunk *chunk = ta_chunk_from_payload(ptr); /* inside the arena: no wrap */
-    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_QUARANTINED)))
-        return invalid(heap, arena, ptr, if_free, fault);
-    if (owner)
-        *owner = arena;
-    return chunk;
 }
 
 /* After a free produced the free chunk `merged`: an arena left empty goes (its chunk is out of

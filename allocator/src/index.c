@@ -51,12 +51,6 @@ bool ta_index_note(ta_heap *heap, TAlloc_error error, const void *address)
     return false;
 }
 
-bool ta_index_is_plausible(const ta_heap *heap, const ta_chunk *target)
-{
-    return target != NULL && ((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
-           ta_arena_find(heap, ta_chunk_payload(target)) != NULL;
-}
-
 bool ta_index_is_free_chunk(const ta_heap *heap, const ta_chunk *target)
 {
     return ta_index_is_plausible(heap, target) && ta_chunk_is_valid(heap, target) &&

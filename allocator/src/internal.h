@@ -90,9 +90,12 @@ enum {
 #define TA_PREV_FREE ((uint64_t)2)
 #define TA_FIRST ((uint64_t)4)      /* the first chunk of its arena */
 #define TA_KEPT (TA_PREV_FREE | TA_FIRST) /* flags a chunk keeps when resized */
-#define TA_FLAG_MASK ((uint64_t)15)   /* low bits of size_word that are not size */
 #define TA_QUARANTINED ((uint64_t)8) /* freed by the program, held back from reuse */
-#define TA_KNOWN_FLAGS ((uint64_t)15) /* of those, the ones in use */
+#define TA_QUICK ((uint64_t)1 << 63) /* freed by the program, in a quick list (chunk sizes stay
+                                        below 2^63: a request is at most PTRDIFF_MAX) */
+#define TA_FLAG_MASK ((uint64_t)15 | TA_QUICK) /* bits of size_word that are not size */
+#define TA_KNOWN_FLAGS TA_FLAG_MASK /* of those, the ones in use */
+#define TA_HELD (TA_QUARANTINED | TA_QUICK) /* freed by the program, not free chunks */
 
 typedef struct ta_chunk {
     uint64_t size_word;          /* chunk bytes | TA_FREE | TA_PREV_FREE */
@@ -101,6 +104,13 @@ typedef struct ta_chunk {
 } ta_chunk;
 
 enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
+/* Quick lists (paths.c): one per chunk size up to the chunk of TALLOC_QUICK_MAX_REQUEST
+   bytes, indexed by size / 16. */
+enum {
+    TA_QUICK_MAX_CHUNK = TALLOC_QUICK_MAX_REQUEST + TA_HEADER_SIZE,
+    TA_QUICK_CLASSES = TA_QUICK_MAX_CHUNK / 16 + 1,
+    TA_FLUSH_MERGED = 65536, /* a free that merges into this many bytes flushes the lists */
+};
 enum { TA_LARGE_CACHE_SLOTS = 8, TA_LARGE_CACHE_DECAY = 64 }; /* large.c */
 
 typedef struct ta_large_entry {
@@ -183,6 +193,7 @@ struct TAlloc_heap {
     size_t arena_sorted_capacity;
     ta_arena *arena_slots_inline[1 << TA_INLINE_SLOT_BITS]; /* the first tables */
     ta_arena *arena_sorted_inline[TA_INLINE_SORTED];
+    ta_chunk *quick_head[TA_QUICK_CLASSES]; /* quick lists, the block freed last first */
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     unsigned recent_next;
@@ -317,6 +328,12 @@ static inline void ta_account_chunk(ta_heap *heap, bool is_free, size_t chunk_si
     }
 }
 
+static inline void ta_account_quick(ta_heap *heap, size_t chunk_size, int sign)
+{
+    heap->stats.quick_count += (size_t)(ptrdiff_t)sign;
+    heap->stats.quick_bytes += (size_t)(ptrdiff_t)sign * (chunk_size - TA_HEADER_SIZE);
+}
+
 /* (map_count and unmap_count count the OS layer's calls: arena.c and large.c make them.) */
 static inline void ta_account_arena(ta_heap *heap, size_t map_size, int sign)
 {
@@ -343,6 +360,20 @@ TA_HIDDEN void ta_arena_release(ta_heap *heap, ta_arena *arena);
 TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
+/* ta_arena_find's common case inline: a standard arena at the first slot its base hashes to
+   (arena.c's hash); anything else takes the call. */
+static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
+{
+    uintptr_t p = (uintptr_t)address, base = p & ~(((uintptr_t)1 << heap->arena_shift) - 1);
+    if (heap->arena_slot_bits != 0) {
+        uintptr_t key = base >> heap->arena_shift;
+        ta_arena *a = heap->arena_slots[(key * 0x9E3779B97F4A7C15u) >> (64 - heap->arena_slot_bits)];
+        if (a != NULL && (uintptr_t)a == base &&
+            p >= base + TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE && p < base + a->map_size - TA_FENCE_SIZE)
+            return a;
+    }
+    return ta_arena_find(heap, address);
+}
 TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address);
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
 TA_HIDDEN bool ta_arena_is_sealed(const ta_heap *heap, const ta_arena *arena);
@@ -368,6 +399,21 @@ TA_HIDDEN void *ta_large_take(ta_heap *heap, size_t size, bool *is_resized);
 TA_HIDDEN bool ta_large_keep(ta_heap *heap, void *base, size_t size);
 /* Gives every cached mapping back; returns how many. */
 TA_HIDDEN size_t ta_large_trim(ta_heap *heap);
+
+/* ---- quick lists ---------------------------------------------------------------------------
+ * A quick chunk (TA_QUICK) is a freed block kept whole for the next request of its size: to
+ * its neighbours it is allocated (no footer, the next chunk's TA_PREV_FREE clear), to the
+ * user it is free. Its index words: 0 links the next chunk of its list (encoded, ta_link_*),
+ * 1 holds the same link again, encoded under its own address, so a write over either shows
+ * as a disagreement; 2 is the checker's mark. The list's chunk size of a class: */
+static inline size_t ta_quick_size(size_t quick_class) { return quick_class * 16; }
+/* Whether the quick lists take a freed block of `chunk` (in `arena`) now. */
+static inline bool ta_quick_takes(const ta_heap *heap, const ta_chunk *chunk, const ta_arena *arena)
+{
+    size_t size = ta_chunk_size(chunk);
+    return size <= TA_QUICK_MAX_CHUNK && !arena->is_dedicated &&
+           heap->stats.quick_bytes + (size - TA_HEADER_SIZE) <= heap->config.quick;
+}
 
 /* ---- index words -----------------------------------------------------------------------
  * An index word is stored XORed with a key drawn from the heap's secret and the word's own
@@ -448,7 +494,11 @@ TA_HIDDEN const ta_index_ops *ta_index_for_policy(TAlloc_policy policy);
 TA_HIDDEN bool ta_index_note(ta_heap *heap, TAlloc_error error, const void *address);
 /* Whether `target` (decoded from a link) is a 16-byte aligned header whose payload lies in
    one of the heap's arenas: its words may be read. */
-TA_HIDDEN bool ta_index_is_plausible(const ta_heap *heap, const ta_chunk *target);
+static inline bool ta_index_is_plausible(const ta_heap *heap, const ta_chunk *target)
+{
+    return target != NULL && ((uintptr_t)target & (TALLOC_ALIGNMENT - 1)) == 0 &&
+           ta_arena_owner(heap, ta_chunk_payload(target)) != NULL;
+}
 /* Plausible and a valid free chunk header (not quarantined). */
 TA_HIDDEN bool ta_index_is_free_chunk(const ta_heap *heap, const ta_chunk *target);
 
@@ -488,6 +538,8 @@ typedef struct ta_paths {
     /* realloc of a non-NULL pointer to a non-zero size */
     void *(*realloc)(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
     size_t (*usable)(ta_heap *heap, const void *ptr, ta_fault *fault);
+    /* every block of the quick lists to the free index; stops at damage (`fault`) */
+    void (*flush)(ta_heap *heap, ta_fault *fault);
 } ta_paths;
 
 /* Initialises a heap (zero-filled memory) from `config`: core, hardening, paths. */
@@ -496,8 +548,28 @@ TA_HIDDEN void ta_paths_release_quarantine(ta_heap *heap, ta_fault *fault);
 
 /* ---- heap.c: the heap's core under the lock --------------------------------------------- */
 TA_HIDDEN bool ta_heap_init(ta_heap *heap, const TAlloc_config *config);
-TA_HIDDEN ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
-                                    ta_arena **owner, ta_fault *fault);
+/* Why `ptr` (in `arena`, or in none) is no block: the fault, and NULL (heap.c). */
+TA_HIDDEN ta_chunk *ta_heap_invalid(ta_heap *heap, const ta_arena *arena, const void *ptr,
+                                    TAlloc_error if_free, ta_fault *fault);
+/*
+ * The one validator for pointers users hand back: ownership, alignment, header integrity,
+ * state - in that order, and before anything in the header is trusted. Returns the chunk (and
+ * its arena in `*owner` when not NULL), or NULL with `fault` set (`if_free` is the error for
+ * a chunk that is already free).
+ */
+static inline ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_error if_free,
+                                         ta_arena **owner, ta_fault *fault)
+{
+    ta_arena *arena = ta_arena_owner(heap, ptr);
+    if (arena == NULL || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
+        return ta_heap_invalid(heap, arena, ptr, if_free, fault);
+    ta_chunk *chunk = ta_chunk_from_payload(ptr); /* inside the arena: no wrap */
+    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_HELD)))
+        return ta_heap_invalid(heap, arena, ptr, if_free, fault);
+    if (owner)
+        *owner = arena;
+    return chunk;
+}
 /* A block of `need` bytes at `alignment` taken from the free chunk `chunk` the index chose,
    or from a new arena mapped for `search` bytes (`h`: the hardening table, or NULL). */
 TA_HIDDEN ta_chunk *ta_heap_take_filed(ta_heap *heap, ta_chunk *chunk, size_t need,

@@ -122,6 +122,12 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
         config->large_cache = n;
         return true;
     }
+    if (is_key(item, key_length, "quick")) {
+        if (!is_number || n > ((size_t)1 << 40))
+            return false;
+        config->quick = n;
+        return true;
+    }
     if (is_key(item, key_length, "policy"))
         return TAlloc_policy_parse(value, value_length, &config->policy) != 0;
     *why = "unknown option";
@@ -158,6 +164,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, (uint64_t)config->fork_rekey);
     ta_text_str(&t, " large_cache=");
     ta_text_u64(&t, (uint64_t)config->large_cache);
+    ta_text_str(&t, " quick=");
+    ta_text_u64(&t, (uint64_t)config->quick);
     ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }
@@ -223,6 +231,7 @@ void TAlloc_heap_write_stats(TAlloc_heap *heap, int fd)
     stat_line(fd, "allocations ", s.alloc_total, ", frees ", s.free_total, "\n");
     stat_line(fd, "live blocks ", s.allocated_count, ", live bytes ", s.allocated_bytes, "\n");
     stat_line(fd, "free chunks ", s.free_count, ", free bytes ", s.free_bytes, "\n");
+    stat_line(fd, "quick blocks ", s.quick_count, ", quick bytes ", s.quick_bytes, "\n");
     stat_line(fd, "arenas ", s.arena_count, ", mapped bytes ", s.mapped_bytes, "\n");
     stat_line(fd, "arena maps ", s.map_count, ", unmaps ", s.unmap_count, "\n");
     stat_line(fd, "large mappings kept ", s.cached_count, ", kept bytes ", s.cached_bytes, "\n");

@@ -15,28 +15,205 @@
 
 #define TA_INLINE static inline __attribute__((always_inline))
 
+/* ---- quick lists ------------------------------------------------------------------------- */
+
+enum { QUICK_NEXT = 0, QUICK_MIRROR = 1 }; /* index words of a quick chunk (internal.h) */
+
+/* Whether `c` may follow a chunk in the quick list of `size`: NULL (the end), or a quick
+   chunk of that size whose header holds. */
+static bool is_quick_link(const ta_heap *heap, const ta_chunk *c, size_t size)
+{
+    return c == NULL || (ta_index_is_plausible(heap, c) && ta_chunk_is_valid(heap, c) &&
+                         (c->size_word & (TA_FREE | TA_HELD)) == TA_QUICK && ta_chunk_size(c) == size);
+}
+
+/* Why the quick chunk `c`, whose link words disagree or name no quick chunk, fails: the
+   header both words name, or the word that names no quick chunk of its list (or names `c`
+   itself). When both name other quick chunks of the list's size the damaged one cannot be
+   told: the link word is blamed. */
+__attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap, ta_chunk *c,
+                                                             ta_chunk *next, ta_chunk *mirror)
+{
+    size_t size = ta_chunk_size(c);
+    if (next == mirror && next != NULL && ta_index_is_plausible(heap, next) &&
+        !ta_chunk_is_valid(heap, next))
+        return (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
+    bool is_next_ok = next != c && is_quick_link(heap, next, size);
+    bool is_mirror_damaged = next != mirror && is_next_ok &&
+                             (mirror == c || !is_quick_link(heap, mirror, size));
+    return (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST,
+                      &c->word[is_mirror_damaged ? QUICK_MIRROR : QUICK_NEXT]};
+}
+
+/* Takes the head of the quick list of chunk size `size` out of it (not empty): NULL with
+   `fault` set, and nothing changed, when its header, its link words or the header they name
+   is damaged. The chunk stays flagged TA_QUICK and counted until the caller decides. */
+TA_INLINE ta_chunk *quick_pop(ta_heap *heap, size_t size, ta_fault *fault)
+{
+    ta_chunk **head = &heap->quick_head[size / 16];
+    ta_chunk *chunk = *head;
+    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_HELD)) != TA_QUICK ||
+        ta_chunk_size(chunk) != size) {
+        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, chunk};
+        return NULL;
+    }
+    ta_chunk *next = ta_link_get(heap, &chunk->word[QUICK_NEXT]);
+    ta_chunk *mirror = ta_link_get(heap, &chunk->word[QUICK_MIRROR]);
+    if (next != mirror || (next != NULL && !ta_index_is_plausible(heap, next))) {
+        *fault = quick_damage(heap, chunk, next, mirror);
+        return NULL;
+    }
+    *head = next;
+    return chunk;
+}
+
+/* The quick chunk `chunk`, popped, becomes an allocated chunk again. */
+TA_INLINE void quick_unflag(ta_heap *heap, ta_chunk *chunk)
+{
+    size_t size = ta_chunk_size(chunk);
+    chunk->size_word &= ~TA_QUICK;
+    ta_chunk_seal(heap, chunk);
+    ta_account_quick(heap, size, -1);
+    ta_account_chunk(heap, false, size, +1);
+}
+
+/* Files the allocated chunk `chunk` at the head of its quick list (ta_quick_takes said yes).
+   quick_push first verifies the next header (false with `fault` set, nothing changed): a free
+   reads it whatever becomes of the block. */
+TA_INLINE void quick_file(ta_heap *heap, ta_chunk *chunk)
+{
+    size_t size = ta_chunk_size(chunk);
+    ta_chunk **head = &heap->quick_head[size / 16];
+    ta_link_set(heap, &chunk->word[QUICK_NEXT], *head);
+    ta_link_set(heap, &chunk->word[QUICK_MIRROR], *head);
+    chunk->size_word |= TA_QUICK;
+    ta_chunk_seal(heap, chunk);
+    *head = chunk;
+    ta_account_chunk(heap, false, size, -1);
+    ta_account_quick(heap, size, +1);
+}
+
+TA_INLINE bool quick_push(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
+{
+    ta_chunk *after = ta_chunk_next(chunk);
+    if (!ta_chunk_is_sealed(heap, after)) {
+        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, after};
+        return false;
+    }
+    quick_file(heap, chunk);
+    return true;
+}
+
+/* A free into the quick lists; `is_tracked` when the sanitizers already saw the block go. */
+TA_INLINE bool quick_free(ta_heap *heap, ta_chunk *chunk, bool is_tracked, ta_fault *fault,
+                          const ta_hardening *h)
+{
+    if (!quick_push(heap, chunk, fault))
+        return false;
+    if (!is_tracked)
+        ta_track_free(ta_chunk_payload(chunk), ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    if (h && h->fill_freed)
+        h->fill_freed(chunk, chunk, ta_chunk_next(chunk));
+    heap->stats.free_total++;
+    return true;
+}
+
+TA_INLINE bool release_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, bool is_tracked,
+                            bool may_flush, ta_fault *fault, const ta_hardening *h);
+
+/* Every quick chunk, the lists in ascending size and each from its head, freed into the free
+   index as a free would. Its junk is verified first (a write after free is reported, the
+   chunk freed all the same). Damage in a list stops the flush there; a chunk whose merge
+   meets damage goes back to the head of its list. */
+__attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
+                                                 const ta_hardening *h)
+{
+    for (size_t c = 0; c < TA_QUICK_CLASSES; c++) {
+        while (heap->quick_head[c] != NULL) {
+            ta_chunk *chunk = quick_pop(heap, ta_quick_size(c), fault);
+            if (chunk == NULL)
+                return;
+            quick_unflag(heap, chunk);
+            if (h && h->check_taken && fault->error == TALLOC_ERROR_NONE) {
+                const void *damage = h->check_taken(chunk, ta_chunk_size(chunk));
+                if (damage)
+                    *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+            }
+            ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
+            heap->stats.free_total--; /* counted when the program freed it */
+            if (!release_path(heap, chunk, arena, true, false, fault, h)) {
+                heap->stats.free_total++;
+                quick_file(heap, chunk);
+                return;
+            }
+            ta_count(heap, TALLOC_EVENT_QUICK_FLUSHED);
+        }
+    }
+}
+
 /* ---- allocate -------------------------------------------------------------------------- */
 
 /* A block of `need` bytes from a free chunk of the index, or from a new arena when none is
    chosen and nothing was damaged; `*is_zeroed`: from zero-filled memory (a new mapping). NULL
-   on refusal or damage. */
+   on refusal or damage. Before a standard arena is mapped, the quick lists are flushed and
+   the index asked again. */
 TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t alignment,
                                const ta_hardening *h, bool *is_zeroed, ta_fault *fault)
 {
-    ta_index_begin(heap); /* one step: the find and the take */
-    ta_chunk *chunk = ta_index_find(heap, search);
-    if (chunk != NULL) {
-        if (h && h->check_taken) { /* what it hands out, and the tail header it writes */
-            const void *damage = h->check_taken(chunk, search);
-            if (damage)
-                *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+    for (bool is_flushed = false;; is_flushed = true) {
+        ta_index_begin(heap); /* one step: the find and the take */
+        ta_chunk *chunk = ta_index_find(heap, search);
+        if (chunk != NULL) {
+            if (h && h->check_taken) { /* what it hands out, and the tail header it writes */
+                const void *damage = h->check_taken(chunk, search);
+                if (damage && fault->error == TALLOC_ERROR_NONE)
+                    *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+            }
+            return ta_heap_take_filed(heap, chunk, need, alignment, fault);
         }
-        return ta_heap_take_filed(heap, chunk, need, alignment, fault);
+        ta_index_end(heap, false);
+        if (heap->index_fault.error != TALLOC_ERROR_NONE ||
+            (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE))
+            return NULL;
+        if (is_flushed || heap->stats.quick_count == 0 ||
+            search > heap->arena_size - TA_ARENA_RESERVED)
+            return ta_heap_take_fresh(heap, need, search, alignment, h, is_zeroed, fault);
+        flush_path(heap, fault, h);
+        if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE)
+            return NULL; /* the flush met damage: nothing is handed out */
     }
-    ta_index_end(heap, false);
-    if (heap->index_fault.error != TALLOC_ERROR_NONE || fault->error != TALLOC_ERROR_NONE)
+}
+
+/* A block of the quick list of chunk size `need` (not empty), or NULL with `fault` set. */
+TA_INLINE ta_chunk *take_quick(ta_heap *heap, size_t need, const ta_hardening *h, ta_fault *fault)
+{
+    ta_chunk *block = quick_pop(heap, need, fault);
+    if (block == NULL)
         return NULL;
-    return ta_heap_take_fresh(heap, need, search, alignment, h, is_zeroed, fault);
+    quick_unflag(heap, block);
+    if (h && h->check_taken) {
+        const void *damage = h->check_taken(block, need);
+        if (damage)
+            *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
+    }
+    ta_count(heap, TALLOC_EVENT_QUICK_REUSED);
+    return block;
+}
+
+/* What every allocation does with its block: zero it (calloc), seal its canary, tell the
+   sanitizers, count it. */
+TA_INLINE void *hand_out(ta_heap *heap, ta_chunk *block, size_t request, bool is_zeroed,
+                         bool is_zeroed_memory, const ta_hardening *h)
+{
+    void *payload = ta_chunk_payload(block);
+    size_t usable = ta_chunk_size(block) - TA_HEADER_SIZE;
+    if (is_zeroed) /* a new mapping is zero, unless junk filled it */
+        ta_heap_zero(block, is_zeroed_memory && !(h && h->fill_fresh));
+    if (h && h->seal_block)
+        h->seal_block(heap, block, request);
+    ta_track_alloc(payload, request, usable, is_zeroed);
+    heap->stats.alloc_total++;
+    return payload;
 }
 
 TA_INLINE void *alloc_path(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
@@ -55,28 +232,26 @@ TA_INLINE void *alloc_path(ta_heap *heap, size_t size, size_t alignment, bool is
     size_t need = ta_chunk_size_for(size);
     size_t search = alignment > TALLOC_ALIGNMENT ? need + alignment + TA_MIN_CHUNK_SIZE : need;
     bool is_zeroed_memory = false;
-    ta_chunk *block = take_block(heap, need, search, alignment, h, &is_zeroed_memory, fault);
+    ta_chunk *block = need <= TA_QUICK_MAX_CHUNK && alignment == TALLOC_ALIGNMENT &&
+                              heap->quick_head[need / 16] != NULL
+                          ? take_quick(heap, need, h, fault)
+                          : take_block(heap, need, search, alignment, h, &is_zeroed_memory, fault);
     if (block == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    void *payload = ta_chunk_payload(block);
-    size_t usable = ta_chunk_size(block) - TA_HEADER_SIZE;
-    if (is_zeroed) /* a new mapping is zero, unless junk filled it */
-        ta_heap_zero(block, is_zeroed_memory && !(h && h->fill_fresh));
-    if (h && h->seal_block)
-        h->seal_block(heap, block, request);
-    ta_track_alloc(payload, request, usable, is_zeroed);
-    heap->stats.alloc_total++;
-    return payload;
+    return hand_out(heap, block, request, is_zeroed, is_zeroed_memory, h);
 }
 
 /* ---- free -------------------------------------------------------------------------------- */
 
 /* Frees and merges an allocated chunk; `is_tracked` when the sanitizers already saw it go.
-   False when the free met damage (reported through `fault`): the chunk stays allocated. */
+   False when the free met damage (reported through `fault`): the chunk stays allocated. When
+   `may_flush` and the merged chunk has TA_FLUSH_MERGED bytes or more, the quick lists are
+   flushed after it: a program that frees big stretches of memory lets the blocks kept in
+   them merge too, so that no arena stays mapped only because of them. */
 TA_INLINE bool release_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, bool is_tracked,
-                            ta_fault *fault, const ta_hardening *h)
+                            bool may_flush, ta_fault *fault, const ta_hardening *h)
 {
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     const char *chunk_end = (const char *)ta_chunk_next(chunk);
@@ -92,7 +267,11 @@ TA_INLINE bool release_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, boo
     if (h && h->fill_freed && !is_arena_empty)
         h->fill_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
+    bool is_flushed = may_flush && heap->stats.quick_count > 0 &&
+                      ta_chunk_size(merged) >= TA_FLUSH_MERGED;
     ta_heap_settle_arena(heap, arena, merged, is_arena_empty);
+    if (is_flushed)
+        flush_path(heap, fault, h);
     return true;
 }
 
@@ -109,7 +288,10 @@ TA_INLINE void free_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fau
     }
     if (h && h->hold && h->hold(heap, chunk, fault))
         return;
-    release_path(heap, chunk, arena, false, fault, h);
+    if (ta_quick_takes(heap, chunk, arena))
+        quick_free(heap, chunk, false, fault, h);
+    else
+        release_path(heap, chunk, arena, false, true, fault, h);
 }
 
 /* ---- realloc ------------------------------------------------------------------------------ */
@@ -152,7 +334,7 @@ static bool is_successor_whole(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 TA_INLINE void *realloc_path(ta_heap *heap, void *ptr, size_t size, ta_fault *fault,
                              const ta_hardening *h)
 {
-    ta_arena *arena;
+    ta_arena *arena = NULL;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_USE_AFTER_FREE, &arena, fault);
     if (chunk == NULL || !is_successor_whole(heap, chunk, fault)) {
         errno = EINVAL;
@@ -239,10 +421,29 @@ TA_INLINE size_t usable_path(ta_heap *heap, const void *ptr, ta_fault *fault, co
 
 /* ---- the two sets ----------------------------------------------------------------------- */
 
+__attribute__((noinline)) static void *alloc_plain_path(ta_heap *heap, size_t size,
+                                                        size_t alignment, bool is_zeroed,
+                                                        ta_fault *fault)
+{
+    return alloc_path(heap, size, alignment, is_zeroed, fault, NULL);
+}
+
+/* Without hardening, the head of a quick list is taken here; the rest is out of line. */
 static void *alloc_plain(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
                          ta_fault *fault)
 {
-    return alloc_path(heap, size, alignment, is_zeroed, fault, NULL);
+    if (size <= TALLOC_QUICK_MAX_REQUEST && alignment <= TALLOC_ALIGNMENT) {
+        size_t need = ta_chunk_size_for(size);
+        if (heap->quick_head[need / 16] != NULL) {
+            ta_chunk *block = take_quick(heap, need, NULL, fault);
+            if (block == NULL) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            return hand_out(heap, block, size, is_zeroed, false, NULL);
+        }
+    }
+    return alloc_plain_path(heap, size, alignment, is_zeroed, fault);
 }
 
 static void free_plain(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
@@ -258,6 +459,11 @@ static void *realloc_plain(ta_heap *heap, void *ptr, size_t size, ta_fault *faul
 static size_t usable_plain(ta_heap *heap, const void *ptr, ta_fault *fault)
 {
     return usable_path(heap, ptr, fault, NULL);
+}
+
+static void flush_plain(ta_heap *heap, ta_fault *fault)
+{
+    flush_path(heap, fault, NULL);
 }
 
 static void *alloc_hardened(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
@@ -281,16 +487,24 @@ static size_t usable_hardened(ta_heap *heap, const void *ptr, ta_fault *fault)
     return usable_path(heap, ptr, fault, heap->hardening);
 }
 
+static void flush_hardened(ta_heap *heap, ta_fault *fault)
+{
+    flush_path(heap, fault, heap->hardening);
+}
+
 /* The quarantine's way to free what it lets go (hardening.c): the whole path but the hold. */
 static bool ta_paths_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
     ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
-    return release_path(heap, chunk, arena, true, fault, heap->hardening);
+    if (ta_quick_takes(heap, chunk, arena))
+        return quick_free(heap, chunk, true, fault, heap->hardening);
+    return release_path(heap, chunk, arena, true, true, fault, heap->hardening);
 }
 
-static const ta_paths plain_paths = {alloc_plain, free_plain, realloc_plain, usable_plain};
+static const ta_paths plain_paths = {alloc_plain, free_plain, realloc_plain, usable_plain,
+                                     flush_plain};
 static const ta_paths hardened_paths = {alloc_hardened, free_hardened, realloc_hardened,
-                                        usable_hardened};
+                                        usable_hardened, flush_hardened};
 
 bool ta_heap_setup(ta_heap *heap, const TAlloc_config *config)
 {

@@ -97,10 +97,10 @@ size_t th_alignment(uint8_t align); /* 1 << (align % 21) for most values; 0, 24,
 
 /* ---- running --------------------------------------------------------------------------- */
 
-/* Invariant ids: 1..8 as in DESIGN/README, plus the harness's own. */
+/* Invariant ids: TAlloc's I1..I6 (TAlloc_invariant), extended by the harness's own. */
 enum {
-    TH_I7_MODEL = 7,
-    TH_I8_DRAINED = 8,
+    TH_I7_MODEL = TALLOC_INVARIANT_COUNT,
+    TH_I8_DRAINED,
     TH_API = 9,        /* a call broke its C contract (return value, errno, old block kept) */
     TH_POLICY = 10,    /* placement differs from the reference model (fuzz_placement) */
     TH_DETECTION = 11, /* misuse or damage not reported in time (fuzz_misuse) */
@@ -156,6 +156,8 @@ typedef struct th_config {
     int junk;
     size_t quarantine;
     size_t large_cache;        /* TAlloc_config large_cache (default: TAlloc's) */
+    size_t quick;              /* TAlloc_config quick (default 4096: small enough that the
+                                  bound is met and frees past it merge at once) */
     th_hooks hooks;
 } th_config;
 

@@ -34,7 +34,7 @@ static int collect_allocated(void *ctx, const TAlloc_arena_info *arena, const TA
 {
     (void)arena;
     chunk_list *list = ctx;
-    if (chunk == NULL || chunk->is_free)
+    if (chunk == NULL || chunk->is_free || chunk->is_quick)
         return 0;
     list->data = grow(list->data, &list->capacity, list->count + 1, sizeof *list->data);
     list->data[list->count++] = *chunk;
@@ -180,6 +180,8 @@ bool th_check_drained(th_run *run)
     }
     if (run->config->quarantine)
         TAlloc_heap_release_quarantine(run->heap);
+    /* the quick lists' blocks merge as frees would, releasing the arenas they kept */
+    TAlloc_heap_flush(run->heap);
     if (run->is_checking && !th_run_has_failed(run) && th_run_check(run, run->op_index))
         check_empty_shape(run);
     TAlloc_stats stats;

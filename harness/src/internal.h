@@ -31,6 +31,7 @@ struct th_run {
     size_t maps_failed_in_op;  /* maps refused (injected or real) during the current op */
     size_t errors_in_op;       /* misuse/corruption reports during the current op */
     size_t outstanding_maps;   /* maps not yet unmapped */
+    bool is_capturing;         /* a debug print for a heap picture: its buffer is not the run's */
     TAlloc_os os;
     /* scratch space of the per-op model check, kept between checks */
     TAlloc_chunk_info *scratch_chunks;
@@ -38,6 +39,11 @@ struct th_run {
     th_block **scratch_blocks;
     size_t scratch_block_capacity;
 };
+
+/* space.c: every mapping of a run, placed the same way in every process */
+void *th_space_map(size_t size, size_t alignment);
+void th_space_unmap(void *address, size_t size);
+void *th_space_remap(void *address, size_t old_size, size_t new_size);
 
 /* model.c */
 void th_model_add(th_run *run, void *ptr, size_t size, size_t alignment);

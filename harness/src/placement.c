@@ -15,6 +15,13 @@
  *     above 16 look for need + alignment + 48 bytes and leave the leading gap free; released
  *     dedicated arenas go to the large-block cache and new ones come from it
  *     (placement_os.c);
+ *   - the quick lists, before any policy: a free of a standard arena's block of at most
+ *     TALLOC_QUICK_MAX_REQUEST bytes keeps it whole (a quick chunk) while their payload bytes
+ *     stay within config.quick; a plain request of that chunk size takes the one kept last;
+ *     when no free chunk is chosen and a standard arena would be mapped, every quick chunk
+ *     is freed first - smallest size first, each size the one kept last first - and the
+ *     choice is made again; a free that merges into 64 KiB or more (its arena released or
+ *     not) frees every quick chunk after it, in the same order;
  *   - the choice of the free chunk, per policy:
  *       first-fit   the lowest-addressed free chunk that holds the request, in any arena;
  *       best-fit    the smallest one, the lowest-addressed on a tie;
@@ -121,7 +128,7 @@ static size_t arena_insert(model *m, uintptr_t base, size_t size, bool is_dedica
     memmove(&m->arenas[at + 1], &m->arenas[at], (m->count - at) * sizeof *m->arenas);
     m->arenas[at] = (model_arena){base, size, is_dedicated, NULL, 0, 0};
     m->count++;
-    segment whole = {ARENA_HEADER, size - ARENA_HEADER - ARENA_FENCE, true, 0};
+    segment whole = {ARENA_HEADER, size - ARENA_HEADER - ARENA_FENCE, true, false, 0};
     segment_insert(&m->arenas[at], 0, whole);
     return at;
 }
@@ -147,7 +154,8 @@ static bool find_block(const model *m, const void *payload, place *out)
         if (p < a->base || p >= a->base + a->size)
             continue;
         for (size_t k = 0; k < a->count; k++)
-            if (a->base + a->segments[k].offset + CHUNK_HEADER == p && !a->segments[k].is_free) {
+            if (a->base + a->segments[k].offset + CHUNK_HEADER == p && !a->segments[k].is_free &&
+                !a->segments[k].is_quick) {
                 *out = (place){i, k};
                 return true;
             }
@@ -365,7 +373,7 @@ static place split_gap(model *m, place p, size_t alignment, const segment *old)
     if (gap < MIN_CHUNK)
         gap += alignment;
     segment *s = segment_at(m, p);
-    segment rest = {s->offset + gap, s->size - gap, true, 0};
+    segment rest = {s->offset + gap, s->size - gap, true, false, 0};
     s->size = gap;
     refile(m, s, old);
     segment_insert(&m->arenas[p.arena], p.index + 1, rest);
@@ -382,14 +390,56 @@ static void take(model *m, place p, size_t need, const segment *old)
     if (rest < MIN_CHUNK)
         return;
     s->size = need;
-    segment tail = {s->offset + need, rest, true, 0};
+    segment tail = {s->offset + need, rest, true, false, 0};
     refile(m, &tail, old);
     segment_insert(&m->arenas[p.arena], p.index + 1, tail);
 }
 
+/* ---- quick lists ----------------------------------------------------------------------- */
+
+/* The quick segment of chunk size `size` that joined its list last (the list's head), or
+   false; `size` 0: the head of the smallest size's list. */
+static bool quick_head(const model *m, size_t size, place *out)
+{
+    bool found = false;
+    for (size_t i = 0; i < m->count; i++)
+        for (size_t k = 0; k < m->arenas[i].count; k++) {
+            const segment *s = &m->arenas[i].segments[k];
+            if (!s->is_quick || (size != 0 && s->size != size))
+                continue;
+            const segment *best = found ? segment_at(m, *out) : NULL;
+            if (!best || s->size < best->size || (s->size == best->size && s->filed > best->filed)) {
+                *out = (place){i, k};
+                found = true;
+            }
+        }
+    return found;
+}
+
+static void quick_leave(model *m, segment *s)
+{
+    s->is_quick = false;
+    m->quick_bytes -= s->size - CHUNK_HEADER;
+    m->quick_count--;
+}
+
+static void release_at(model *m, place p, bool may_flush);
+
+/* Every quick segment, the smallest size first and each list from its head, freed. */
+static void flush(model *m)
+{
+    place p;
+    while (!m->is_broken && quick_head(m, 0, &p)) {
+        quick_leave(m, segment_at(m, p));
+        release_at(m, p, false);
+    }
+}
+
 /* Applies an allocation of `size` bytes at `alignment` (already >= 16) to the model. A chunk
    of the index is replaced by the gap before the block, or else by the tail after it; a
-   fresh arena's pieces are filed anew. */
+   fresh arena's pieces are filed anew. A plain request of a quick size takes its list's
+   head first; before a standard arena is mapped the quick lists are flushed and the index
+   asked again. */
 static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintptr_t *payload)
 {
     if (!is_representable(size, alignment))
@@ -398,7 +448,16 @@ static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintpt
     bool is_aligned = alignment > PLAIN_ALIGNMENT;
     size_t search = is_aligned ? need + alignment + MIN_CHUNK : need;
     place p;
+    if (!is_aligned && need <= QUICK_MAX_CHUNK && quick_head(m, need, &p)) {
+        quick_leave(m, segment_at(m, p));
+        *payload = payload_of(m, p);
+        return ALLOC_PLACED;
+    }
     bool is_filed = choose(m, search, &p);
+    if (!is_filed && m->quick_count > 0 && search <= m->arena_size - ARENA_HEADER - ARENA_FENCE) {
+        flush(m);
+        is_filed = choose(m, search, &p);
+    }
     if (!is_filed && !map_arena(m, search, &p))
         return ALLOC_NO_MAP;
     segment original = *segment_at(m, p);
@@ -458,11 +517,32 @@ static void settle_arena(model *m, size_t at)
     arena_remove(m, at);
 }
 
-static void model_free_at(model *m, place p)
+/* The allocated segment at `p` becomes free: merged, its arena settled; when `may_flush`
+   and the merged segment has FLUSH_MERGED bytes or more, the quick lists are flushed. */
+static void release_at(model *m, place p, bool may_flush)
 {
     segment_at(m, p)->is_free = true;
     p = merge_free(m, p);
+    bool is_flushed = may_flush && m->quick_count > 0 && segment_at(m, p)->size >= FLUSH_MERGED;
     settle_arena(m, p.arena);
+    if (is_flushed)
+        flush(m);
+}
+
+/* A free: into the quick list of its size when the lists take it (a standard arena's chunk
+   of a quick size, within the byte bound), else released. */
+static void model_free_at(model *m, place p)
+{
+    segment *s = segment_at(m, p);
+    if (s->size <= QUICK_MAX_CHUNK && !m->arenas[p.arena].is_dedicated &&
+        m->quick_bytes + (s->size - CHUNK_HEADER) <= m->quick_bound) {
+        s->is_quick = true;
+        s->filed = ++m->next_filed;
+        m->quick_bytes += s->size - CHUNK_HEADER;
+        m->quick_count++;
+        return;
+    }
+    release_at(m, p, true);
 }
 
 /* ---- realloc ------------------------------------------------------------------------------ */
@@ -475,7 +555,7 @@ static void shrink_in_place(model *m, place p, size_t need)
     if (rest < MIN_CHUNK)
         return;
     s->size = need;
-    segment tail = {s->offset + need, rest, true, 0};
+    segment tail = {s->offset + need, rest, true, false, 0};
     segment_insert(&m->arenas[p.arena], p.index + 1, tail);
     merge_free(m, (place){p.arena, p.index + 1});
 }
@@ -493,7 +573,7 @@ static bool grow_in_place(model *m, place p, size_t need)
     if (total - need >= MIN_CHUNK) {
         segment old = *next;
         s->size = need;
-        *next = (segment){s->offset + need, total - need, true, 0};
+        *next = (segment){s->offset + need, total - need, true, false, 0};
         refile(m, next, &old);
     } else {
         s->size = total;
@@ -542,7 +622,7 @@ static bool remap_in_place(model *m, place p, size_t need, uintptr_t *payload)
     size_t rest = map_size - ARENA_HEADER - ARENA_FENCE - need;
     a->segments[0].size = rest >= MIN_CHUNK ? need : need + rest;
     if (rest >= MIN_CHUNK) {
-        segment tail = {ARENA_HEADER + need, rest, true, 0};
+        segment tail = {ARENA_HEADER + need, rest, true, false, 0};
         file(m, &tail);
         segment_insert(a, 1, tail);
     }
@@ -668,6 +748,11 @@ typedef struct walk_state {
     size_t arenas_seen;
 } walk_state;
 
+static const char *state_name(bool is_free, bool is_quick)
+{
+    return is_free ? "free" : is_quick ? "quick" : "allocated";
+}
+
 /* The arena just walked must have had no model segment left over. */
 static bool finish_arena(walk_state *w)
 {
@@ -678,7 +763,8 @@ static bool finish_arena(walk_state *w)
         return true;
     pl_differ(w->m, (void *)(a->base + a->segments[w->next].offset),
            "model has a %s chunk of %zu bytes at %p, the walk has none",
-           a->segments[w->next].is_free ? "free" : "allocated", a->segments[w->next].size,
+           state_name(a->segments[w->next].is_free, a->segments[w->next].is_quick),
+           a->segments[w->next].size,
            (void *)(a->base + a->segments[w->next].offset));
     return false;
 }
@@ -713,15 +799,16 @@ static int visit_chunk(walk_state *w, const TAlloc_chunk_info *info)
     size_t size = info->size + info->reserved;
     if (w->next == a->count) {
         pl_differ(w->m, info->address, "walk has a %s chunk of %zu bytes at %p past the model's last",
-               info->is_free ? "free" : "allocated", size, info->address);
+               state_name(info->is_free, info->is_quick), size, info->address);
         return 1;
     }
     const segment *s = &a->segments[w->next++];
     uintptr_t address = a->base + s->offset;
-    if (address != (uintptr_t)info->address || s->size != size || s->is_free != (info->is_free != 0)) {
+    if (address != (uintptr_t)info->address || s->size != size || s->is_free != (info->is_free != 0) ||
+        s->is_quick != (info->is_quick != 0)) {
         pl_differ(w->m, info->address, "model chunk %p %zu bytes %s, walk chunk %p %zu bytes %s",
-               (void *)address, s->size, s->is_free ? "free" : "allocated", info->address, size,
-               info->is_free ? "free" : "allocated");
+               (void *)address, s->size, state_name(s->is_free, s->is_quick), info->address, size,
+               state_name(info->is_free, info->is_quick));
         return 1;
     }
     return 0;
@@ -779,6 +866,7 @@ static void model_init(model *m, const th_config *config)
     m->retained = config->retained_arena_count;
     m->policy = config->policy;
     m->cache_bound = config->large_cache;
+    m->quick_bound = config->quick;
 }
 
 static void model_free(model *m)

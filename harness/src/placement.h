@@ -14,14 +14,19 @@ enum {
     ARENA_HEADER = 48,  /* bytes before an arena's first chunk */
     ARENA_FENCE = 16,   /* bytes after its last chunk */
     PLAIN_ALIGNMENT = 16,
-    MAX_OS_EVENTS = 32, /* maps, unmaps and remaps one op can cause */
+    MAX_OS_EVENTS = 1024, /* maps, unmaps and remaps one op can cause (a flush may empty many
+                            arenas) */
+    QUICK_MAX_CHUNK = TALLOC_QUICK_MAX_REQUEST + CHUNK_HEADER, /* largest quick chunk */
+    FLUSH_MERGED = 65536, /* a free merging into this many bytes flushes the quick lists */
 };
 
 typedef struct segment {
     size_t offset;  /* from the arena base to the chunk header */
     size_t size;    /* chunk bytes, header included */
     bool is_free;
-    uint64_t filed; /* free: when it was last filed (segregated fit's order) */
+    bool is_quick;  /* allocated to its neighbours, freed into a quick list */
+    uint64_t filed; /* free: when it was last filed (segregated fit's order); quick: when it
+                       joined its list (the last to join is taken first) */
 } segment;
 
 typedef struct model_arena {
@@ -66,6 +71,9 @@ typedef struct model {
     size_t event_count;
     bool is_event_overflow;
     size_t cache_bound;  /* config.large_cache */
+    size_t quick_bound;  /* config.quick */
+    size_t quick_bytes;  /* payload bytes in the quick lists */
+    size_t quick_count;
     kept_mapping kept[KEPT_SLOTS];
     size_t kept_count;
     uint64_t large_clock;

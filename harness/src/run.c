@@ -36,6 +36,7 @@ void th_config_init(th_config *config)
         .max_request = (size_t)4 << 20,
         .stop_at_failure = true,
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
+        .quick = 4096,
     };
 }
 
@@ -107,7 +108,7 @@ static void *run_map_aligned(void *ctx, size_t size, size_t alignment)
     th_run *run = ctx;
     if (refuse_map(run))
         return NULL;
-    void *p = TAlloc_os_default()->map_aligned(NULL, size, alignment);
+    void *p = th_space_map(size, alignment);
     if (p == NULL) {
         run->maps_failed_in_op++;
         return NULL;
@@ -129,7 +130,7 @@ static void run_unmap(void *ctx, void *address, size_t size)
     run->outstanding_maps--;
     if (run->config->hooks.on_unmap)
         run->config->hooks.on_unmap(run->config->hooks.ctx, address, size);
-    TAlloc_os_default()->unmap(NULL, address, size);
+    th_space_unmap(address, size);
 }
 
 /* A mapping that grows may be refused like a map; one that shrinks is not. */
@@ -138,7 +139,7 @@ static void *run_remap(void *ctx, void *address, size_t old_size, size_t new_siz
     th_run *run = ctx;
     if (new_size > old_size && refuse_map(run))
         return NULL;
-    void *p = TAlloc_os_default()->remap(NULL, address, old_size, new_size);
+    void *p = th_space_remap(address, old_size, new_size);
     if (p == NULL) {
         run->maps_failed_in_op++;
         return NULL;
@@ -158,9 +159,11 @@ static int run_protect(void *ctx, void *address, size_t size)
 static void *run_map_metadata(void *ctx, size_t size)
 {
     th_run *run = ctx;
+    if (run->is_capturing) /* outside the space: a picture must not move what follows */
+        return TAlloc_os_default()->map(NULL, size);
     if (refuse_map(run))
         return NULL;
-    void *p = TAlloc_os_default()->map(NULL, size);
+    void *p = th_space_map(size, 0);
     if (p == NULL) {
         run->maps_failed_in_op++;
         return NULL;
@@ -172,8 +175,12 @@ static void *run_map_metadata(void *ctx, size_t size)
 static void run_unmap_metadata(void *ctx, void *address, size_t size)
 {
     th_run *run = ctx;
+    if (run->is_capturing) {
+        TAlloc_os_default()->unmap(NULL, address, size);
+        return;
+    }
     run->outstanding_maps--;
-    TAlloc_os_default()->unmap(NULL, address, size);
+    th_space_unmap(address, size);
 }
 
 static void run_error(void *ctx, TAlloc_error error, const void *address)
@@ -401,10 +408,9 @@ static char *heap_text(th_run *run)
     FILE *f = open_memstream(&text, &length);
     if (f == NULL)
         return NULL;
-    size_t maps_to_fail = run->maps_to_fail;
-    run->maps_to_fail = 0;
+    run->is_capturing = true;
     TAlloc_heap_debug_print(run->heap, f);
-    run->maps_to_fail = maps_to_fail;
+    run->is_capturing = false;
     fclose(f);
     return text;
 }
@@ -420,6 +426,7 @@ static bool create_heap(th_run *run)
     config.junk = run->config->junk;
     config.quarantine = run->config->quarantine;
     config.large_cache = run->config->large_cache;
+    config.quick = run->config->quick;
     config.os = (TAlloc_os){.map = run_map, .unmap = run_unmap, .ctx = run,
                             .map_aligned = run_map_aligned, .remap = run_remap,
                             .protect = run_protect, .map_metadata = run_map_metadata,

@@ -58,7 +58,7 @@ static inline size_t mt_page(void)
 
 typedef struct mt_find {
     const void *payload;
-    int found;     /* 1 allocated chunk, 2 free chunk, 0 not in any arena */
+    int found;     /* 1 allocated chunk, 2 free chunk or quick chunk (freed), 0 not in any arena */
     size_t size;
 } mt_find;
 
@@ -68,7 +68,7 @@ static inline int mt_find_visit(void *ctx, const TAlloc_arena_info *arena,
     mt_find *f = ctx;
     (void)arena;
     if (chunk && chunk->payload == f->payload) {
-        f->found = chunk->is_free ? 2 : 1;
+        f->found = chunk->is_free || chunk->is_quick ? 2 : 1;
         f->size = chunk->size;
         return 1;
     }
@@ -76,7 +76,8 @@ static inline int mt_find_visit(void *ctx, const TAlloc_arena_info *arena,
 }
 
 /* 1 when `p` is an allocated block of TAlloc's default heap (walking it: no misuse report
-   for a pointer that is not), 2 when it is a free chunk's payload, 0 otherwise. */
+   for a pointer that is not), 2 when it is a freed chunk's payload (free, or kept in a quick
+   list), 0 otherwise. */
 static inline int mt_talloc_state(const void *p)
 {
     mt_find f = {p, 0, 0};

@@ -57,7 +57,7 @@ static void print_to_new_stream(void *unused)
     _exit(0);
 }
 
-/* The output is `lines` heap lines (Arena / Allocated / Free) and then "lines N". */
+/* The output is `lines` heap lines (Arena / Allocated / Free / Quick) and then "lines N". */
 static void expect_walk_printed(const char *name, int status, const char *out)
 {
     EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %s %d (a deadlock ends in SIGALRM)",
@@ -68,7 +68,8 @@ static void expect_walk_printed(const char *name, int status, const char *out)
         if (strncmp(p, "Arena at 0x", 11) == 0)
             printed++, arenas++;
         else if (strncmp(p, "  Allocated chunk at 0x", 23) == 0 ||
-                 strncmp(p, "  Free chunk at 0x", 18) == 0)
+                 strncmp(p, "  Free chunk at 0x", 18) == 0 ||
+                 strncmp(p, "  Quick chunk at 0x", 19) == 0)
             printed++;
         if (strchr(p, '\n') == NULL)
             break;

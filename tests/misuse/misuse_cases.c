@@ -417,9 +417,8 @@ static void case_overflow_8_bytes(void)
     free(p);
 }
 
-/* A write after free over the first word of a freed block: its free-list link. Freeing its
-   left neighbour merges with it, and the merge verifies the link first. */
-static void case_write_after_free_link(void)
+/* Layout `b a`: frees a and overwrites its first word through the stale pointer; returns b. */
+static char *free_and_overwrite_link(char **a_out)
 {
     char *b = must_malloc(SMALL);
     char *a = must_malloc(SMALL);
@@ -429,7 +428,26 @@ static void case_write_after_free_link(void)
     free(a);
     expect_report("corrupted free list", a);
     memset(hide(a), 0x41, 8);
-    free(b);
+    *a_out = a;
+    return b;
+}
+
+/* A write after free over the first word of a freed block: its link in the quick list of
+   its size. The next request of that size takes the block, and verifies the link first. */
+static void case_write_after_free_link(void)
+{
+    char *a;
+    (void)free_and_overwrite_link(&a);
+    void *again = malloc(SMALL);
+    (void)again;
+}
+
+/* The same write with quick=0: a is a free chunk at once, its first word its free-list link.
+   Freeing its left neighbour merges with it, and the merge verifies the link first. */
+static void case_write_after_free_merged_link(void)
+{
+    char *a;
+    free(free_and_overwrite_link(&a));
 }
 
 /* junk=1: a byte written into a freed block, found when the block is handed out again. */
@@ -500,6 +518,7 @@ static const misuse_case cases[] = {
     {"signal_during_malloc", "", KIND_ABORT, true, case_signal_during_malloc},
     {"double_free_after_reuse", "", KIND_UNDETECTABLE, false, case_double_free_after_reuse},
     {"write_after_free_link", "", KIND_ABORT, false, case_write_after_free_link},
+    {"write_after_free_merged_link", "quick=0", KIND_ABORT, false, case_write_after_free_merged_link},
     {"overflow_1_byte", "canary=1", KIND_ABORT, false, case_overflow_1_byte},
     {"overflow_8_bytes", "canary=1", KIND_ABORT, false, case_overflow_8_bytes},
     {"write_after_free_payload", "junk=1", KIND_ABORT, false, case_write_after_free_payload},
