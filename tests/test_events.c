@@ -1287,8 +1287,9 @@ static TAlloc_heap *make_cache_heap(size_t bound)
     return heap;
 }
 
-/* A dedicated block freed keeps its mapping; the next of that size reuses it (no map), and
-   one of another size reuses it resized; calloc from a kept mapping is still zero. */
+/* A dedicated block freed keeps its mapping; the next of that size reuses it (no map), a
+   bigger one reuses it grown, a smaller one the bigger mapping whole (nothing unmapped);
+   calloc from a kept mapping is still zero. */
 static void test_large_cache_reuse(void)
 {
     TAlloc_heap *h = make_cache_heap((size_t)1 << 20);
@@ -1326,6 +1327,18 @@ static void test_large_cache_reuse(void)
            "large cache: a bigger block from the kept mapping, resized (%llu maps)",
            (unsigned long long)(s3.map_count - s2.map_count));
     TAlloc_heap_free(h, c);
+    size_t big_map = round_up(chunk_for(300000) + RESERVED, TAlloc_page_size());
+    char *d = TAlloc_heap_malloc(h, 100000); /* smaller: the kept mapping whole */
+    TAlloc_stats s5 = stats_of(h);
+    EXPECT(d == c && s5.map_count == s3.map_count && s5.cached_count == 0 &&
+               s5.mapped_bytes == s2.mapped_bytes - map + big_map &&
+               s5.free_bytes + map >= s2.free_bytes + big_map - 64,
+           "large cache: a smaller block takes the bigger kept mapping whole, its tail a free "
+           "chunk (%p, want %p; %zu mapped bytes, want %zu)", (void *)d, (void *)c,
+           s5.mapped_bytes, s2.mapped_bytes - map + big_map);
+    EXPECT_HEAP_OK(h, "large cache: smaller block in a bigger mapping");
+    TAlloc_heap_free(h, d);
+    EXPECT(stats_of(h).cached_bytes == big_map, "large cache: the whole mapping is kept again");
     EXPECT_HEAP_OK(h, "large cache reuse");
     TAlloc_stats s4 = stats_of(h);
     EXPECT(s4.cached_count == 1 && TAlloc_heap_trim(h) == 1 && stats_of(h).cached_count == 0,

@@ -241,6 +241,7 @@ static int run_start(run *r, const char *variant, unsigned long fail_at, int sti
     config.arena_size = 4096;
     config.policy = test_policy();
     config.retained_arena_count = 0;
+    config.large_cache = 0; /* every dedicated arena a map of its own, each one refusable */
     config.os.map = fail_map;
     config.os.unmap = fail_unmap;
     config.os.ctx = &r->os;

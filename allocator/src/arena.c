@@ -264,15 +264,14 @@ ta_chunk *ta_arena_map(ta_heap *heap, size_t chunk_size, bool *is_dedicated, boo
                                 : heap->arena_size;
     size_t guard = dedicated && heap->config.guard && heap->config.os.protect ? heap->page_size : 0;
     size_t alignment = dedicated ? 0 : (size_t)1 << heap->arena_shift;
-    bool is_resized = false;
     ta_arena *arena = NULL;
     if (!ta_arena_reserve(heap, dedicated)) {
         ta_count(heap, TALLOC_EVENT_MAP_FAILED);
         return NULL;
     }
     *is_zeroed = true;
-    if (dedicated && (arena = ta_large_take(heap, map_size, &is_resized)) != NULL)
-        *is_zeroed = false; /* a mapping used before */
+    if (dedicated && (arena = ta_large_take(heap, map_size, &map_size)) != NULL)
+        *is_zeroed = false; /* a mapping used before, maybe bigger than asked */
     else if ((arena = ta_os_map(&heap->config.os, map_size + guard, alignment)) != NULL)
         heap->stats.map_count++;
     if (arena == NULL) {

@@ -394,7 +394,7 @@ static inline ta_chunk *ta_arena_fence(const ta_arena *a) { return (ta_chunk *)(
 
 /* ---- large.c: the large-block cache and the remap of dedicated arenas ------------------- */
 /* A cached mapping resized to `size` bytes for a new dedicated arena, or NULL. */
-TA_HIDDEN void *ta_large_take(ta_heap *heap, size_t size, bool *is_resized);
+TA_HIDDEN void *ta_large_take(ta_heap *heap, size_t size, size_t *got);
 /* Keeps a released dedicated arena's mapping (plain memory now); false: unmap it. */
 TA_HIDDEN bool ta_large_keep(ta_heap *heap, void *base, size_t size);
 /* Gives every cached mapping back; returns how many. */

@@ -3,9 +3,10 @@
  *
  *   cache   a released dedicated arena's mapping is kept (up to TA_LARGE_CACHE_SLOTS of them,
  *           config.large_cache bytes in all) instead of unmapped, and the next dedicated arena
- *           is made from one: the mapping of exactly its size, else (when the OS layer can
- *           resize) the smallest bigger one, else the biggest smaller one, resized to fit; on
- *           a tie the one cached last.
+ * *           is made from one: the mapping of exactly its size, else the smallest bigger one,
+ *           whole (its tail becomes the arena's free chunk: nothing is unmapped that the next
+ *           bigger block would fault in again), else (when the OS layer can resize) the
+ *           biggest smaller one, grown to fit; on a tie the one cached last.
  *           The oldest goes back to the OS when a new one would pass the byte bound, and any
  *           older than TA_LARGE_CACHE_DECAY later large events (a dedicated arena mapped,
  *           made or released) when the next one comes. Its pages stay faulted in: a program
@@ -81,7 +82,7 @@ static bool beats(const ta_heap *heap, size_t i, size_t best, bool is_better_siz
 }
 
 /* The entry to make a mapping of `size` bytes from, or SIZE_MAX: the exact size first, then
-   (when mappings can be resized) the smallest bigger, then the biggest smaller; on a tie the
+   the smallest bigger, then (when mappings can be resized) the biggest smaller; on a tie the
    one cached last. */
 static size_t choose(const ta_heap *heap, size_t size)
 {
@@ -95,12 +96,15 @@ static size_t choose(const ta_heap *heap, size_t size)
         else if (s < size && beats(heap, i, below, below != SIZE_MAX && s > heap->large_cache[below].size))
             below = i;
     }
-    if (exact != SIZE_MAX || heap->config.os.remap == NULL)
+    if (exact != SIZE_MAX)
         return exact;
-    return above != SIZE_MAX ? above : below;
+    if (above != SIZE_MAX || heap->config.os.remap == NULL)
+        return above;
+    return below;
 }
 
-void *ta_large_take(ta_heap *heap, size_t size, bool *is_resized)
+/* A kept mapping for a dedicated arena of `size` bytes, or NULL; `*got`: its size. */
+void *ta_large_take(ta_heap *heap, size_t size, size_t *got)
 {
     decay(heap);
     size_t at = is_caching(heap) ? choose(heap, size) : SIZE_MAX;
@@ -108,9 +112,9 @@ void *ta_large_take(ta_heap *heap, size_t size, bool *is_resized)
         return NULL;
     ta_large_entry e = heap->large_cache[at];
     void *base = e.base;
-    *is_resized = e.size != size;
-    if (*is_resized && (base = ta_os_remap(&heap->config.os, e.base, e.size, size)) == NULL)
-        return NULL; /* refused: the entry stays */
+    if (e.size < size && (base = ta_os_remap(&heap->config.os, e.base, e.size, size)) == NULL)
+        return NULL; /* refused: the entry stays, `*got` untouched */
+    *got = e.size > size ? e.size : size;
     heap->large_cache[at] = heap->large_cache[--heap->stats.cached_count];
     heap->stats.cached_bytes -= e.size;
     ta_count(heap, TALLOC_EVENT_LARGE_REUSED);

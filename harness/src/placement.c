@@ -356,7 +356,8 @@ static bool map_arena(model *m, size_t size, place *out)
     size_t map_size = is_dedicated ? pl_round_up(size + ARENA_HEADER + ARENA_FENCE, m->page_size)
                                    : m->arena_size;
     uintptr_t base;
-    if (!(is_dedicated && pl_cache_take(m, map_size, &base)) && !pl_take_map(m, map_size, &base))
+    if (!(is_dedicated && pl_cache_take(m, map_size, &base, &map_size)) &&
+        !pl_take_map(m, map_size, &base))
         return false;
     *out = (place){arena_insert(m, base, map_size, is_dedicated), 0};
     return true;

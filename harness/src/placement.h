@@ -109,7 +109,7 @@ bool pl_take_remap(model *m, uintptr_t base, size_t old_size, size_t new_size, u
 void pl_expect_no_more_events(model *m);
 /* The large-block cache: a kept mapping made into `size` bytes for a dedicated arena (its
    base), or false; a released dedicated arena's mapping kept (true) or to be unmapped. */
-bool pl_cache_take(model *m, size_t size, uintptr_t *base);
+bool pl_cache_take(model *m, size_t size, uintptr_t *base, size_t *got);
 bool pl_cache_keep(model *m, uintptr_t base, size_t size);
 
 #endif

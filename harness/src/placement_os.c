@@ -5,7 +5,7 @@
  * blocks"): released dedicated arenas' mappings kept, up to 8 and the heap's byte bound, the
  * oldest given back first, any older than 64 later large events given back when the next
  * comes; a new dedicated arena made from the kept mapping of its size, else the smallest
- * bigger, else the biggest smaller one, resized; the last kept first on a tie.
+ * bigger one whole, else the biggest smaller one, grown; the last kept first on a tie.
  */
 #include "placement.h"
 
@@ -135,7 +135,7 @@ static bool is_better(const model *m, size_t i, size_t best, size_t size)
     return m->kept[i].stamp > m->kept[best].stamp;
 }
 
-bool pl_cache_take(model *m, size_t size, uintptr_t *base)
+bool pl_cache_take(model *m, size_t size, uintptr_t *base, size_t *got)
 {
     decay(m);
     size_t best = SIZE_MAX;
@@ -145,9 +145,10 @@ bool pl_cache_take(model *m, size_t size, uintptr_t *base)
     if (best == SIZE_MAX)
         return false;
     kept_mapping k = m->kept[best];
-    if (k.size != size && !pl_take_remap(m, k.base, k.size, size, base))
+    *got = k.size > size ? k.size : size;
+    if (k.size < size && !pl_take_remap(m, k.base, k.size, size, base))
         return false; /* refused: it stays kept */
-    if (k.size == size)
+    if (k.size >= size)
         *base = k.base;
     m->kept[best] = m->kept[--m->kept_count];
     return true;
