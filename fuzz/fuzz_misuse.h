@@ -33,8 +33,10 @@
  *   1  interior_free     call with B + 16 * (1 + P % 4), or B + 16    interior pointer
  *                        when that is not below B's usable size
  *   2  misaligned_free   call with B + 1 + P % 15                     misaligned pointer
- *   3  foreign_free      call with, for P % 3 = 0, a stack address;   foreign pointer
- *                        1, a static object; 2, a page fresh from mmap
+ *   3  foreign_free      call with, for P % 4 = 0, a stack address;   foreign pointer
+ *                        1, a static object; 2, a page fresh from mmap;
+ *                        3, 16, 32 or 48 bytes into the header of the
+ *                        first standard arena (else the stack)
  *   4  flip_header       flip bit (P / 16) % 8 of byte P % 16 of B's  corrupted header
  *                        16-byte header (B - 16 .. B - 1)
  *   5  overflow_next     XOR the 1 + P % 16 bytes just past B's chunk corrupted header

@@ -98,6 +98,25 @@ static void damage_interior_free(misuse *m, th_run *run, size_t op_index, unsign
 
 static _Alignas(16) unsigned char foreign_static[64];
 
+static int visit_first_arena(void *ctx, const TAlloc_arena_info *arena,
+                             const TAlloc_chunk_info *chunk)
+{
+    if (chunk == NULL && !arena->is_dedicated) {
+        *(const unsigned char **)ctx = arena->address;
+        return 1;
+    }
+    return 0;
+}
+
+/* A 16-aligned pointer into the header of the heap's first standard arena (16, 32 or 48
+   bytes in: never a payload), or NULL when there is none. */
+static void *into_arena_header(th_run *run, uint8_t param)
+{
+    const unsigned char *base = NULL;
+    TAlloc_heap_walk(th_run_heap(run), visit_first_arena, &base);
+    return base ? (void *)(uintptr_t)(base + 16u * (1u + param / 4u % 3u)) : NULL;
+}
+
 static void damage_foreign_free(misuse *m, th_run *run, size_t op_index, misuse_call call,
                                 uint8_t param)
 {
@@ -105,9 +124,13 @@ static void damage_foreign_free(misuse *m, th_run *run, size_t op_index, misuse_
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     void *mapped = NULL;
     void *ptr;
-    switch (param % 3) {
+    switch (param % 4) {
     case 0: ptr = on_stack + 16; break;
     case 1: ptr = foreign_static + 16; break;
+    case 3:
+        if ((ptr = into_arena_header(run, param)) == NULL)
+            ptr = on_stack + 16;
+        break;
     default:
         mapped = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mapped == MAP_FAILED) {
