@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -68,6 +69,20 @@ static bool is_key(const char *item, size_t key_length, const char *key)
     return strlen(key) == key_length && memcmp(item, key, key_length) == 0;
 }
 
+/* The options that set a size_t of the configuration, with their accepted range. */
+typedef struct size_option {
+    const char *key;
+    size_t offset, min, max;
+} size_option;
+
+static const size_option size_options[] = {
+    {"quarantine", offsetof(TAlloc_config, quarantine), 0, (size_t)1 << 20},
+    {"arena_size", offsetof(TAlloc_config, arena_size), 4096, (size_t)1 << 40},
+    {"retain", offsetof(TAlloc_config, retained_arena_count), 0, 1024},
+    {"large_cache", offsetof(TAlloc_config, large_cache), 0, (size_t)1 << 40},
+    {"quick", offsetof(TAlloc_config, quick), 0, (size_t)1 << 40},
+};
+
 /* One key=value item; false when the key is unknown or the value is bad. */
 static bool apply(TAlloc_config *config, const char *item, size_t length, const char **why)
 {
@@ -98,35 +113,14 @@ static bool apply(TAlloc_config *config, const char *item, size_t length, const 
                            : &config->fork_rekey) = (int)n;
         return true;
     }
-    if (is_key(item, key_length, "quarantine")) {
-        if (!is_number || n > ((size_t)1 << 20))
-            return false;
-        config->quarantine = n;
-        return true;
-    }
-    if (is_key(item, key_length, "arena_size")) {
-        if (!is_number || n < 4096 || n > ((size_t)1 << 40))
-            return false;
-        config->arena_size = n;
-        return true;
-    }
-    if (is_key(item, key_length, "retain")) {
-        if (!is_number || n > 1024)
-            return false;
-        config->retained_arena_count = n;
-        return true;
-    }
-    if (is_key(item, key_length, "large_cache")) {
-        if (!is_number || n > ((size_t)1 << 40))
-            return false;
-        config->large_cache = n;
-        return true;
-    }
-    if (is_key(item, key_length, "quick")) {
-        if (!is_number || n > ((size_t)1 << 40))
-            return false;
-        config->quick = n;
-        return true;
+    for (size_t i = 0; i < sizeof size_options / sizeof size_options[0]; i++) {
+        const size_option *o = &size_options[i];
+        if (is_key(item, key_length, o->key)) {
+            if (!is_number || n < o->min || n > o->max)
+                return false;
+            *(size_t *)(void *)((char *)config + o->offset) = n;
+            return true;
+        }
     }
     if (is_key(item, key_length, "policy"))
         return TAlloc_policy_parse(value, value_length, &config->policy) != 0;
