@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "enter.h"
 #include "internal.h"
 #include "track.h"
 
@@ -98,9 +99,11 @@ static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool
 {
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
-    if (mode == TA_NOT_ENTERED)
+    if (mode == TA_NOT_ENTERED) {
+        errno = EDEADLK;
         return NULL;
-    void *p = heap->paths->alloc(heap, size, alignment, is_zeroed, &fault);
+    }
+    void *p = ta_paths_alloc(heap, size, alignment, is_zeroed, &fault);
     leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault);
     return p;
@@ -149,24 +152,29 @@ int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment, 
     return 0;
 }
 
+/* A free leaves errno as it was: only an error handler could change it. */
+__attribute__((noinline, cold)) static void report_keeping_errno(ta_heap *heap, const ta_fault *fault)
+{
+    int saved = errno;
+    ta_report(heap, fault);
+    errno = saved;
+}
+
 void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
 {
     if (ptr == NULL)
         return;
-    int saved = errno;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
-    if (mode == TA_NOT_ENTERED) {
-        errno = saved;
+    if (mode == TA_NOT_ENTERED)
         return;
-    }
     ta_arena *arena = NULL;
     ta_chunk *chunk = ta_heap_validate(heap, ptr, TALLOC_ERROR_DOUBLE_FREE, &arena, &fault);
     if (chunk)
-        heap->paths->free(heap, chunk, arena, &fault);
+        ta_paths_free(heap, chunk, arena, &fault);
     leave_noting_index(heap, mode, &fault);
-    report_if(heap, &fault);
-    errno = saved;
+    if (fault.error != TALLOC_ERROR_NONE)
+        report_keeping_errno(heap, &fault);
 }
 
 void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
@@ -179,9 +187,11 @@ void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)
     }
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
-    if (mode == TA_NOT_ENTERED)
+    if (mode == TA_NOT_ENTERED) {
+        errno = EDEADLK;
         return NULL;
-    void *p = heap->paths->realloc(heap, ptr, size, &fault);
+    }
+    void *p = ta_paths_realloc(heap, ptr, size, &fault);
     leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault);
     return p;
@@ -193,9 +203,11 @@ size_t TAlloc_heap_usable_size(TAlloc_heap *heap, const void *ptr)
         return 0;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
-    if (mode == TA_NOT_ENTERED)
+    if (mode == TA_NOT_ENTERED) {
+        errno = EDEADLK;
         return 0;
-    size_t size = heap->paths->usable(heap, ptr, &fault);
+    }
+    size_t size = ta_paths_usable(heap, ptr, &fault);
     ta_heap_leave(heap, mode);
     report_if(heap, &fault);
     return size;
@@ -219,7 +231,7 @@ size_t TAlloc_heap_trim(TAlloc_heap *heap)
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     ta_paths_release_quarantine(heap, &fault);
     if (fault.error == TALLOC_ERROR_NONE)
-        heap->paths->flush(heap, &fault);
+        ta_paths_flush(heap, &fault);
     size_t released = ta_heap_trim_arenas(heap) + ta_large_trim(heap);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
@@ -233,7 +245,7 @@ void TAlloc_heap_flush(TAlloc_heap *heap)
     if (!ta_heap_lock(heap))
         return;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
-    heap->paths->flush(heap, &fault);
+    ta_paths_flush(heap, &fault);
     unlock_noting_links(heap, &fault);
     report_if(heap, &fault);
     errno = saved;

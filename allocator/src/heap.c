@@ -6,18 +6,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "enter.h"
 #include "internal.h"
 #include "track.h"
-
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define TA_HAS_SINGLE_THREADED 1
-#endif
-#endif
-#ifndef TA_HAS_SINGLE_THREADED
-#define TA_HAS_SINGLE_THREADED 0
-#endif
 
 void TAlloc_config_init(TAlloc_config *config)
 {
@@ -60,32 +51,32 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
     return pthread_mutex_init(&heap->lock, NULL) == 0;
 }
 
-/* Holding the lock is working on the heap's metadata, which the sanitizers must not blame
-   on the allocator (track.h). */
-/* The heaps this thread is inside, innermost last (a walk callback may use another heap).
-   A heap is entered before its lock is taken and left after it is released, so a signal
-   handler that interrupts the thread anywhere in between sees it. Initial-exec TLS in the
-   malloc library: no allocation on a thread's first access. */
-enum { MAX_NESTING = 4 };
-static _Thread_local const ta_heap *inside[MAX_NESTING];
-static _Thread_local unsigned depth;
+/* The heaps this thread is inside (enter.h). */
+_Thread_local ta_thread_state ta_thread;
+
+/* A call that re-entered `heap` on this thread: reported, errno left as it was (the caller
+   that fails says EDEADLK). */
+__attribute__((noinline, cold)) static bool refuse_recursive(ta_heap *heap)
+{
+    int saved = errno;
+    ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
+    ta_report(heap, &fault);
+    errno = saved;
+    return false;
+}
 
 /* Enters `heap` on this thread: false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when it
    is inside it already. */
 static bool enter(ta_heap *heap)
 {
-    unsigned n = depth;
-    for (unsigned i = 0; i < n && i < MAX_NESTING; i++)
-        if (inside[i] == heap) {
-            ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
-            ta_report(heap, &fault);
-            errno = EDEADLK;
-            return false;
-        }
-    if (n < MAX_NESTING)
-        inside[n] = heap;
+    unsigned n = ta_thread.depth;
+    for (unsigned i = 0; i < n && i < TA_MAX_NESTING; i++)
+        if (ta_thread.inside[i] == heap)
+            return refuse_recursive(heap);
+    if (n < TA_MAX_NESTING)
+        ta_thread.inside[n] = heap;
     atomic_signal_fence(memory_order_seq_cst);
-    depth = n + 1;
+    ta_thread.depth = n + 1;
     atomic_signal_fence(memory_order_seq_cst); /* entered before the lock is taken */
     return true;
 }
@@ -99,16 +90,12 @@ static void entered(ta_heap *heap)
     }
 }
 
-static void leave(void)
-{
-    atomic_signal_fence(memory_order_seq_cst); /* left after the lock is released */
-    depth--;
-}
-
 bool ta_heap_lock(ta_heap *heap)
 {
-    if (!enter(heap))
+    if (!enter(heap)) {
+        errno = EDEADLK;
         return false;
+    }
     pthread_mutex_lock(&heap->lock);
     entered(heap);
     return true;
@@ -116,38 +103,20 @@ bool ta_heap_lock(ta_heap *heap)
 
 void ta_heap_unlock(ta_heap *heap)
 {
-    ta_track_leave();
-    pthread_mutex_unlock(&heap->lock);
-    leave();
+    ta_heap_leave(heap, TA_LOCKED);
 }
 
-/*
- * The calls that run no code but TAlloc's (allocate, free, realloc, usable size) skip the
- * mutex while the process has one thread: no other thread exists to take it, and one can only
- * be created between such calls (pthread_create then orders them). Calls that run user
- * callbacks under the lock (walk, check) always take it.
- */
-int ta_heap_enter(ta_heap *heap)
+int ta_heap_enter_slow(ta_heap *heap)
 {
     if (!enter(heap))
         return TA_NOT_ENTERED;
     int mode = TA_LOCKED;
-#if TA_HAS_SINGLE_THREADED
-    if (__libc_single_threaded)
+    if (ta_is_single_threaded())
         mode = TA_SINGLE_THREADED;
     else
-#endif
         pthread_mutex_lock(&heap->lock);
     entered(heap);
     return mode;
-}
-
-void ta_heap_leave(ta_heap *heap, int mode)
-{
-    ta_track_leave();
-    if (mode == TA_LOCKED)
-        pthread_mutex_unlock(&heap->lock);
-    leave();
 }
 
 /* A new arena's chunk, carved: the block, and the gap and tail filed. NULL when no map is

@@ -143,7 +143,6 @@ typedef struct ta_fault {
 } ta_fault;
 
 struct ta_index_ops;
-struct ta_paths;
 typedef struct TAlloc_heap ta_heap;
 
 /*
@@ -176,7 +175,6 @@ struct TAlloc_heap {
     size_t page_size;
     uint64_t secret;             /* key of every check value in this heap */
     const struct ta_index_ops *index;
-    const struct ta_paths *paths;  /* plain or hardened (paths.c) */
     const ta_hardening *hardening; /* &hardening_table, or NULL: no option */
     ta_hardening hardening_table;
     ta_fault index_fault;        /* the first damage the free index met during this call
@@ -531,16 +529,15 @@ static inline ta_fault ta_index_take_fault(ta_heap *heap)
 }
 
 /* ---- paths.c: the allocation paths, plain and hardened ---------------------------------- */
-typedef struct ta_paths {
-    void *(*alloc)(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault);
-    /* free of a validated chunk: its canary, the quarantine, the release */
-    void (*free)(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
-    /* realloc of a non-NULL pointer to a non-zero size */
-    void *(*realloc)(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
-    size_t (*usable)(ta_heap *heap, const void *ptr, ta_fault *fault);
-    /* every block of the quick lists to the free index; stops at damage (`fault`) */
-    void (*flush)(ta_heap *heap, ta_fault *fault);
-} ta_paths;
+TA_HIDDEN void *ta_paths_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
+                               ta_fault *fault);
+/* free of a validated chunk: its canary, the quarantine, the release */
+TA_HIDDEN void ta_paths_free(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault);
+/* realloc of a non-NULL pointer to a non-zero size */
+TA_HIDDEN void *ta_paths_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault);
+TA_HIDDEN size_t ta_paths_usable(ta_heap *heap, const void *ptr, ta_fault *fault);
+/* every block of the quick lists to the free index; stops at damage (`fault`) */
+TA_HIDDEN void ta_paths_flush(ta_heap *heap, ta_fault *fault);
 
 /* Initialises a heap (zero-filled memory) from `config`: core, hardening, paths. */
 TA_HIDDEN bool ta_heap_setup(ta_heap *heap, const TAlloc_config *config);
@@ -588,16 +585,16 @@ TA_HIDDEN void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *me
                                     bool is_arena_empty);
 /* Unmaps every empty arena (retained, or kept by damage); returns how many. */
 TA_HIDDEN size_t ta_heap_trim_arenas(ta_heap *heap);
-/* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL) when this thread
-   already holds it - a signal handler or a callback re-entering the heap - instead of
-   deadlocking. */
+/* Takes the heap's lock; false (after reporting TALLOC_ERROR_RECURSIVE_CALL, errno EDEADLK)
+   when this thread already holds it - a signal handler or a callback re-entering the heap -
+   instead of deadlocking. */
 TA_HIDDEN bool ta_heap_lock(ta_heap *heap);
 TA_HIDDEN void ta_heap_unlock(ta_heap *heap);
-/* The same for calls that run no user code: the mutex is skipped while the process has a
-   single thread. Returns the mode to leave with, TA_NOT_ENTERED on a recursive call. */
+/* The same for calls that run no user code, ta_heap_enter and ta_heap_leave (enter.h): the
+   mutex is skipped while the process has a single thread. ta_heap_enter returns the mode to
+   leave with, TA_NOT_ENTERED on a recursive call (errno left alone: a free keeps it, the
+   caller that fails sets EDEADLK). */
 enum { TA_NOT_ENTERED, TA_LOCKED, TA_SINGLE_THREADED };
-TA_HIDDEN int ta_heap_enter(ta_heap *heap);
-TA_HIDDEN void ta_heap_leave(ta_heap *heap, int mode);
 
 /* ---- check.c ---- */
 TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ctx);

@@ -5,7 +5,8 @@
  * Each path is written once, as an inline function over a hardening table `h` (hardening.c),
  * and instantiated twice: with h == NULL, for heaps without hardening options, where the
  * compiler removes every hook and the path tests no option at all; and with the heap's
- * table. A heap picks its set of paths when it is created (ta_paths_for).
+ * table. The ta_paths_* entry points choose by one test of heap->hardening; the plain
+ * quick-list pop and push are inline in them.
  */
 #include <errno.h>
 #include <string.h>
@@ -421,6 +422,7 @@ TA_INLINE size_t usable_path(ta_heap *heap, const void *ptr, ta_fault *fault, co
 
 /* ---- the two sets ----------------------------------------------------------------------- */
 
+/* Without hardening, the head of a quick list is taken inline; the rest is out of line. */
 __attribute__((noinline)) static void *alloc_plain_path(ta_heap *heap, size_t size,
                                                         size_t alignment, bool is_zeroed,
                                                         ta_fault *fault)
@@ -428,10 +430,17 @@ __attribute__((noinline)) static void *alloc_plain_path(ta_heap *heap, size_t si
     return alloc_path(heap, size, alignment, is_zeroed, fault, NULL);
 }
 
-/* Without hardening, the head of a quick list is taken here; the rest is out of line. */
-static void *alloc_plain(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
-                         ta_fault *fault)
+__attribute__((noinline)) static void *alloc_hardened(ta_heap *heap, size_t size,
+                                                      size_t alignment, bool is_zeroed,
+                                                      ta_fault *fault)
 {
+    return alloc_path(heap, size, alignment, is_zeroed, fault, heap->hardening);
+}
+
+void *ta_paths_alloc(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed, ta_fault *fault)
+{
+    if (__builtin_expect(heap->hardening != NULL, 0))
+        return alloc_hardened(heap, size, alignment, is_zeroed, fault);
     if (size <= TALLOC_QUICK_MAX_REQUEST && alignment <= TALLOC_ALIGNMENT) {
         size_t need = ta_chunk_size_for(size);
         if (heap->quick_head[need / 16] != NULL) {
@@ -446,50 +455,47 @@ static void *alloc_plain(ta_heap *heap, size_t size, size_t alignment, bool is_z
     return alloc_plain_path(heap, size, alignment, is_zeroed, fault);
 }
 
-static void free_plain(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
+/* Without hardening, a free into a quick list is inline; the rest is out of line. */
+__attribute__((noinline)) static void release_plain(ta_heap *heap, ta_chunk *chunk,
+                                                    ta_arena *arena, ta_fault *fault)
 {
-    free_path(heap, chunk, arena, fault, NULL);
+    release_path(heap, chunk, arena, false, true, fault, NULL);
 }
 
-static void *realloc_plain(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
-{
-    return realloc_path(heap, ptr, size, fault, NULL);
-}
-
-static size_t usable_plain(ta_heap *heap, const void *ptr, ta_fault *fault)
-{
-    return usable_path(heap, ptr, fault, NULL);
-}
-
-static void flush_plain(ta_heap *heap, ta_fault *fault)
-{
-    flush_path(heap, fault, NULL);
-}
-
-static void *alloc_hardened(ta_heap *heap, size_t size, size_t alignment, bool is_zeroed,
-                            ta_fault *fault)
-{
-    return alloc_path(heap, size, alignment, is_zeroed, fault, heap->hardening);
-}
-
-static void free_hardened(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
+__attribute__((noinline)) static void free_hardened(ta_heap *heap, ta_chunk *chunk,
+                                                    ta_arena *arena, ta_fault *fault)
 {
     free_path(heap, chunk, arena, fault, heap->hardening);
 }
 
-static void *realloc_hardened(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
+void ta_paths_free(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, ta_fault *fault)
 {
-    return realloc_path(heap, ptr, size, fault, heap->hardening);
+    if (__builtin_expect(heap->hardening != NULL, 0))
+        free_hardened(heap, chunk, arena, fault);
+    else if (ta_quick_takes(heap, chunk, arena))
+        quick_free(heap, chunk, false, fault, NULL);
+    else
+        release_plain(heap, chunk, arena, fault);
 }
 
-static size_t usable_hardened(ta_heap *heap, const void *ptr, ta_fault *fault)
+void *ta_paths_realloc(ta_heap *heap, void *ptr, size_t size, ta_fault *fault)
 {
-    return usable_path(heap, ptr, fault, heap->hardening);
+    return heap->hardening ? realloc_path(heap, ptr, size, fault, heap->hardening)
+                           : realloc_path(heap, ptr, size, fault, NULL);
 }
 
-static void flush_hardened(ta_heap *heap, ta_fault *fault)
+size_t ta_paths_usable(ta_heap *heap, const void *ptr, ta_fault *fault)
 {
-    flush_path(heap, fault, heap->hardening);
+    return heap->hardening ? usable_path(heap, ptr, fault, heap->hardening)
+                           : usable_path(heap, ptr, fault, NULL);
+}
+
+void ta_paths_flush(ta_heap *heap, ta_fault *fault)
+{
+    if (heap->hardening)
+        flush_path(heap, fault, heap->hardening);
+    else
+        flush_path(heap, fault, NULL);
 }
 
 /* The quarantine's way to free what it lets go (hardening.c): the whole path but the hold. */
@@ -501,17 +507,11 @@ static bool ta_paths_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
     return release_path(heap, chunk, arena, true, true, fault, heap->hardening);
 }
 
-static const ta_paths plain_paths = {alloc_plain, free_plain, realloc_plain, usable_plain,
-                                     flush_plain};
-static const ta_paths hardened_paths = {alloc_hardened, free_hardened, realloc_hardened,
-                                        usable_hardened, flush_hardened};
-
 bool ta_heap_setup(ta_heap *heap, const TAlloc_config *config)
 {
     if (!ta_heap_init(heap, config))
         return false;
     ta_hardening_init(heap, ta_paths_release);
-    heap->paths = heap->hardening ? &hardened_paths : &plain_paths;
     return true;
 }
 
