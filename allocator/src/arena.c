@@ -12,7 +12,7 @@
 
 static uint64_t arena_check_value(const ta_heap *heap, const ta_arena *arena)
 {
-    return ta_chunk_check_value(heap->secret, arena, (uint64_t)arena->map_size | 8);
+    return ta_check_value(&heap->keys, arena, (uint64_t)arena->map_size | 8);
 }
 
 void ta_arena_seal(const ta_heap *heap, ta_arena *arena)

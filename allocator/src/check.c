@@ -307,7 +307,7 @@ size_t TAlloc_heap_check(TAlloc_heap *heap, TAlloc_violation_fn report, void *ct
     checker ck = {.heap = heap, .report = report, .ctx = ctx};
     if (!ta_heap_lock(heap))
         return SIZE_MAX;
-    ck.epoch = ta_chunk_check_value(heap->secret, heap, ++heap->check_epoch);
+    ck.epoch = ta_check_value(&heap->keys, heap, ++heap->check_epoch);
     check_registry(&ck);
     check_index(&ck);
     check_quick_lists(&ck);

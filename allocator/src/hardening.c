@@ -293,9 +293,9 @@ static void rekey_chunk(ta_heap *heap, ta_chunk *c, uint64_t old)
     if (flags & TA_QUICK) /* its two link words (a damaged one stays damaged) */
         for (int i = 0; i < 2; i++) {
             uint64_t fresh = heap->secret;
-            heap->secret = old;
+            ta_heap_set_secret(heap, old);
             ta_chunk *link = ta_link_get(heap, &c->word[i]);
-            heap->secret = fresh;
+            ta_heap_set_secret(heap, fresh);
             ta_link_set(heap, &c->word[i], link);
         }
 }
@@ -317,16 +317,16 @@ void ta_heap_rekey(ta_heap *heap)
             if (is_fence ? !ta_chunk_is_sealed(heap, c) : !ta_chunk_is_valid(heap, c))
                 break;
             ta_chunk *after = ta_chunk_next(c);
-            heap->secret = fresh;
+            ta_heap_set_secret(heap, fresh);
             rekey_chunk(heap, c, old);
-            heap->secret = old;
+            ta_heap_set_secret(heap, old);
             if (is_fence)
                 break;
             c = after;
         }
-        heap->secret = fresh;
+        ta_heap_set_secret(heap, fresh);
         ta_arena_seal(heap, a);
-        heap->secret = old;
+        ta_heap_set_secret(heap, old);
     }
-    heap->secret = fresh;
+    ta_heap_set_secret(heap, fresh);
 }

@@ -44,7 +44,7 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
         heap->arena_shift++;
     ta_arena_registry_init(heap);
     heap->config.arena_size = heap->arena_size;
-    heap->secret = ta_os_random_secret();
+    ta_heap_set_secret(heap, ta_os_random_secret());
     heap->index = ta_index_for_policy(heap->config.policy);
     if (heap->index->init)
         heap->index->init(heap);

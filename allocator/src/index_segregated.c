@@ -309,9 +309,9 @@ TA_NO_COVERAGE static bool seg_is_reached(const ta_heap *heap, const ta_chunk *c
 static void seg_rekey(ta_heap *heap, ta_chunk *chunk, uint64_t old_secret)
 {
     uint64_t secret = heap->secret;
-    heap->secret = old_secret;
+    ta_heap_set_secret(heap, old_secret);
     ta_chunk *next = next_of(heap, chunk), *prev = prev_of(heap, chunk);
-    heap->secret = secret;
+    ta_heap_set_secret(heap, secret);
     ta_link_set(heap, &chunk->word[NEXT], next);
     ta_link_set(heap, &chunk->word[PREV], prev);
 }

@@ -777,7 +777,7 @@ TA_NO_COVERAGE static bool tree_is_reached(const ta_heap *heap, const ta_chunk *
 static void tree_rekey(ta_heap *heap, ta_chunk *chunk, uint64_t old_secret)
 {
     uint64_t secret = heap->secret;
-    heap->secret = old_secret;
+    ta_heap_set_secret(heap, old_secret);
     uintptr_t raw[3];
     for (int i = 0; i < 3; i++)
         raw[i] = ta_word_get(heap, &chunk->word[i]);
@@ -785,7 +785,7 @@ static void tree_rekey(ta_heap *heap, ta_chunk *chunk, uint64_t old_secret)
     uintptr_t meta;
     const uintptr_t *bad;
     bool is_intact = node_take(heap, chunk, &left, &right, &meta, &bad);
-    heap->secret = secret;
+    ta_heap_set_secret(heap, secret);
     if (is_intact) {
         node_put(heap, chunk, left, right, meta);
         return;

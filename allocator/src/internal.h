@@ -165,6 +165,47 @@ typedef struct ta_hardening {
     bool (*release)(ta_heap *heap, ta_chunk *chunk, ta_fault *fault);
 } ta_hardening;
 
+/* The keyed mix behind every check value and index word key: the 128-bit product of two
+   words, its halves folded together. It has no inverse: a leaked output (a header's check
+   value, the key of a link that encodes NULL, a canary pattern) does not give back the
+   words it was made of, so it does not give away the secret that went into them. (It is
+   not a MAC either; see docs/hardening.md, "The secret".) Neither factor may be zero, or
+   every output is zero: callers keep a factor from being zero by setting a bit their input
+   never carries (an address's bit 63), or draw it from the secret. */
+static inline uint64_t ta_mix(uint64_t a, uint64_t b)
+{
+#if defined(__SIZEOF_INT128__)
+    __extension__ typedef unsigned __int128 ta_u128;
+    ta_u128 m = (ta_u128)a * b;
+    return (uint64_t)m ^ (uint64_t)(m >> 64);
+#else
+    uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+    uint64_t lo = (mid << 32) | (uint32_t)p00;
+    uint64_t hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    return lo ^ hi;
+#endif
+}
+
+/* The words a secret keys headers and index words with (ta_keys_of), kept beside the secret
+   in the heap so the hot paths compute none of them. */
+typedef struct ta_keys {
+    uint64_t check_a;            /* xored into a header's address; bit 63 set, which no user
+                                    address has: the factor is never zero */
+    uint64_t check_b;            /* xored into its size word (the factor is zero only for the
+                                    one size word equal to it) */
+    uint64_t link_a;             /* xored into an index word's address; bit 63 set */
+    uint64_t link_b;             /* the other factor of an index word's key; bit 62 set */
+} ta_keys;
+
+static inline ta_keys ta_keys_of(uint64_t secret)
+{
+    uint64_t other = (secret << 29 | secret >> 35) * 0x9E3779B97F4A7C15u;
+    return (ta_keys){secret | (uint64_t)1 << 63, other, other | (uint64_t)1 << 63,
+                     secret | (uint64_t)1 << 62};
+}
+
 /* Bytes of the heap's control block each free index policy may keep its structure in. */
 enum { TA_INDEX_STATE_SIZE = 69632 };
 
@@ -173,7 +214,8 @@ struct TAlloc_heap {
     TAlloc_config config;        /* as given, with defaults filled in */
     size_t arena_size;           /* standard arena bytes, page-rounded */
     size_t page_size;
-    uint64_t secret;             /* key of every check value in this heap */
+    uint64_t secret;             /* key of every check value in this heap (ta_heap_set_secret) */
+    ta_keys keys;                /* ta_keys_of(secret) */
     const struct ta_index_ops *index;
     const ta_hardening *hardening; /* &hardening_table, or NULL: no option */
     ta_hardening hardening_table;
@@ -215,19 +257,32 @@ struct TAlloc_heap {
 
 /* ---- chunk.c: headers, boundary tags, split and merge --------------------------------- */
 /* The keyed check value of a header at `address` holding `size_word`. Inline: the checker
-   and the hot paths both call it for every header they touch. For a given address it is a
-   bijection of the size word (and for a given size word, of the address): any change to
-   either changes it, and without the secret a header cannot be moved or made up. */
+   and the hot paths both call it for every header they touch. The keyed address is one
+   factor, the keyed size word the other: a change to either changes the product, the folded
+   value changes with it but for a chance of 2^-64, and without the secret a header can
+   neither be made up nor moved. */
+static inline uint64_t ta_check_value(const ta_keys *keys, const void *address, uint64_t size_word)
+{
+    return ta_mix((uint64_t)(uintptr_t)address ^ keys->check_a, size_word ^ keys->check_b);
+}
+
+/* The same under a secret given explicitly (a canary's key, a re-key's old secret). */
 static inline uint64_t ta_chunk_check_value(uint64_t secret, const void *address, uint64_t size_word)
 {
-    uint64_t h = (((uint64_t)(uintptr_t)address ^ secret) * 0x9E3779B97F4A7C15u) ^ size_word;
-    h *= 0xD6E8FEB86659FD93u;
-    return h ^ (h >> 32);
+    ta_keys keys = ta_keys_of(secret);
+    return ta_check_value(&keys, address, size_word);
+}
+
+/* Every change of a heap's secret goes through here, so its keys follow. */
+static inline void ta_heap_set_secret(ta_heap *heap, uint64_t secret)
+{
+    heap->secret = secret;
+    heap->keys = ta_keys_of(secret);
 }
 
 static inline bool ta_chunk_is_sealed(const ta_heap *heap, const ta_chunk *chunk)
 {
-    return chunk->check == ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
+    return chunk->check == ta_check_value(&heap->keys, chunk, chunk->size_word);
 }
 
 /* Sealed, no unknown flag bits, at least a minimum chunk: the header may be trusted. */
@@ -250,7 +305,7 @@ static inline uint64_t *ta_chunk_footer(const ta_chunk *c) { return (uint64_t *)
    arena's first chunk and fence). Changing any bit of size_word means resealing. */
 static inline void ta_chunk_seal(const ta_heap *heap, ta_chunk *chunk)
 {
-    chunk->check = ta_chunk_check_value(heap->secret, chunk, chunk->size_word);
+    chunk->check = ta_check_value(&heap->keys, chunk, chunk->size_word);
 }
 
 /* Invalidates a header that a merge has swallowed, so a stale pointer to it is recognised
@@ -359,7 +414,8 @@ TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
 /* ta_arena_find's common case inline: a standard arena at the first slot its base hashes to
-   (arena.c's hash); anything else takes the call. */
+   (arena.c's hash); anything else takes the call. A slotted arena is a standard one, of
+   heap->arena_size bytes: its header is not read. */
 static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address, base = p & ~(((uintptr_t)1 << heap->arena_shift) - 1);
@@ -367,7 +423,8 @@ static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
         uintptr_t key = base >> heap->arena_shift;
         ta_arena *a = heap->arena_slots[(key * 0x9E3779B97F4A7C15u) >> (64 - heap->arena_slot_bits)];
         if (a != NULL && (uintptr_t)a == base &&
-            p >= base + TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE && p < base + a->map_size - TA_FENCE_SIZE)
+            p - base >= TA_ARENA_HEADER_SIZE + TA_HEADER_SIZE &&
+            p - base < heap->arena_size - TA_FENCE_SIZE)
             return a;
     }
     return ta_arena_find(heap, address);
@@ -417,10 +474,11 @@ static inline bool ta_quick_takes(const ta_heap *heap, const ta_chunk *chunk, co
  * An index word is stored XORed with a key drawn from the heap's secret and the word's own
  * address (safe-linking, keyed): a stray write, or a word copied from elsewhere, decodes to a
  * value that fails the checks made before any link is followed (16-byte aligned, inside an
- * arena, naming what the policy expects there). */
+ * arena, naming what the policy expects there). The key comes from ta_mix: a word whose
+ * plain value is known (a NULL link) shows its key, and the key does not show the secret. */
 static inline uintptr_t ta_link_key(const ta_heap *heap, const uintptr_t *field)
 {
-    return heap->secret ^ ((uintptr_t)field * 0x9E3779B97F4A7C15u);
+    return (uintptr_t)ta_mix((uint64_t)(uintptr_t)field ^ heap->keys.link_a, heap->keys.link_b);
 }
 
 static inline ta_chunk *ta_link_get(const ta_heap *heap, const uintptr_t *field)
