@@ -374,6 +374,30 @@ static void test_free_null_and_errno(void)
     TAlloc_heap_destroy(heap);
 }
 
+/* An error handler that sets errno, as one that writes a log line may. */
+static void errno_setting_handler(void *ctx, TAlloc_error error, const void *address)
+{
+    (void)address;
+    *(TAlloc_error *)ctx = error;
+    errno = EIO;
+}
+
+/* Rule: free keeps errno even when it reports misuse to a handler that changes errno. */
+static void test_free_report_keeps_errno(void)
+{
+    TAlloc_error seen = TALLOC_ERROR_NONE;
+    TAlloc_config config = test_config(SMALL_ARENA, errno_setting_handler, &seen);
+    TAlloc_heap *heap = test_heap_from(&config, "test_api");
+    void *p = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_free(heap, p);
+    errno = 12345;
+    TAlloc_heap_free(heap, p); /* a double free, reported */
+    int e = errno;
+    EXPECT(seen == TALLOC_ERROR_DOUBLE_FREE, "double free reported as %s", TAlloc_error_string(seen));
+    EXPECT(e == 12345, "free that reported changed errno to %d", e);
+    TAlloc_heap_destroy(heap);
+}
+
 /* ---- sizes above PTRDIFF_MAX: NULL/ENOMEM from every call ------------------------------- */
 
 /* Rule: malloc(size > PTRDIFF_MAX) returns NULL with errno ENOMEM. */
@@ -1655,6 +1679,7 @@ int main(void)
     test_every_pointer_aligned();
     test_malloc_zero();
     test_free_null_and_errno();
+    test_free_report_keeps_errno();
     test_malloc_too_large();
     test_calloc_too_large();
     test_realloc_too_large();

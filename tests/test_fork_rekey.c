@@ -1,7 +1,8 @@
 /*
  * test_fork_rekey.c - a fork child draws a new secret (config.fork_rekey, the default):
  *   - nothing of the heap is written until the child first calls into it (copy-on-write
- *     keeps sharing it with a child that only execs);
+ *     keeps sharing it with a child that only execs); a first call that takes no lock (a
+ *     malloc in a one-thread child) re-keys too;
  *   - then every header's check value changes, and every block, free chunk, link, canary and
  *     quarantined block of the parent goes on working in the child, with no report;
  *   - a header the parent damaged is not laundered: it is still reported in the child;
@@ -98,6 +99,22 @@ static void child_rekeyed(setup *s)
            "a double free in the child: %d reports", s->log.count);
 }
 
+/* The first call is a malloc, which in a one-thread child takes no lock (the inline entry of
+   enter.h): it re-keys the heap all the same. */
+static void child_rekeyed_by_malloc(setup *s)
+{
+    unsigned char before[16], after[16];
+    header_of(s->block[1], before);
+    void *q = TAlloc_heap_malloc(s->heap, 32);
+    header_of(s->block[1], after);
+    EXPECT(memcmp(before + 8, after + 8, 8) != 0, "the first malloc re-keyed the heap");
+    TAlloc_heap_free(s->heap, q);
+    TAlloc_heap_release_quarantine(s->heap);
+    EXPECT(s->log.count == 0, "no report: %d, last %s", s->log.count,
+           TAlloc_error_string(s->log.error));
+    EXPECT_HEAP_OK(s->heap, "child, re-keyed by a malloc");
+}
+
 static void child_damaged(setup *s)
 {
     /* block 1's header was damaged by the parent: still reported under the new key */
@@ -133,6 +150,7 @@ int main(void)
     unsigned char parent_before[16], parent_after[16];
     header_of(s.block[1], parent_before);
     in_child("re-keyed", child_rekeyed, &s);
+    in_child("re-keyed by a malloc", child_rekeyed_by_malloc, &s);
     header_of(s.block[1], parent_after);
     EXPECT(memcmp(parent_before, parent_after, 16) == 0, "the parent's heap is untouched");
     EXPECT_HEAP_OK(s.heap, "parent after the child");

@@ -11,7 +11,9 @@
  *   - the QUICK bit flipped together with a constant change of the check value (the top bit
  *     of the size word went through the mix linearly);
  *   - the secret solved from one allocated block's header;
- *   - the secret solved from the NULL link of a freed block that is alone in its quick list.
+ *   - the secret solved from the NULL link of a freed block that is alone in its quick list,
+ *     used to forge that block's header, and to forge its link words so that the next
+ *     malloc would hand out a live block (tcache poisoning).
  * It also checks, through the heap's checker, that a one-bit change of a header's size word,
  * or a header's words copied to another header, fail I2 at that header.
  */
@@ -152,6 +154,41 @@ static bool is_i2_at(TAlloc_heap *heap, const void *h)
     return log.count > 0;
 }
 
+/* The earlier key of the index word at `field` under a secret: secret ^ field * K1. */
+static uint64_t linear_link_key(uint64_t secret, uint64_t field)
+{
+    return secret ^ field * K1;
+}
+
+/* Tcache poisoning: the secret solved from a NULL link, the link words of a freed block
+   rewritten to name another block, as the earlier keying would encode them. The malloc that
+   follows the link must refuse it (corrupted free list, at the block's link words), not hand
+   the named block out. */
+static void case_link_forged_from_null_link(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = test_heap(ARENA, test_record_error, &log, test_name);
+    void *target = TAlloc_heap_malloc(heap, 72);
+    void *p = TAlloc_heap_malloc(heap, 72);
+    TAlloc_heap_free(heap, p); /* alone in its quick list */
+    test_unpoison(p, 16);
+    uint64_t *word = p, saved[2] = {word[0], word[1]};
+    uint64_t guess = secret_from_null_link((uint64_t)(uintptr_t)&word[0], word[0]);
+    uint64_t named = (uint64_t)(uintptr_t)target - 16; /* the header of the live block */
+    for (int i = 0; i < 2; i++)
+        word[i] = named ^ linear_link_key(guess, (uint64_t)(uintptr_t)&word[i]);
+    void *q = TAlloc_heap_malloc(heap, 72);
+    EXPECT(q == NULL && log.count == 1 && log.error == TALLOC_ERROR_CORRUPTED_FREE_LIST &&
+               (log.address == &word[0] || log.address == &word[1]),
+           "forged link: malloc returned %p, %d reports, last %s at %p", q, log.count,
+           TAlloc_error_string(log.error), log.address);
+    word[0] = saved[0];
+    word[1] = saved[1];
+    EXPECT_HEAP_OK(heap, "forged link undone");
+    TAlloc_heap_free(heap, target);
+    TAlloc_heap_destroy(heap);
+}
+
 /* Every one-bit change of an allocated header's size word, and a header's words copied to
    the next header of the same size, fail I2 at that header: the check value notices. */
 static void case_one_bit_changes(void)
@@ -194,6 +231,7 @@ int main(void)
     case_quick_bit_delta();
     case_secret_from_header();
     case_secret_from_null_link();
+    case_link_forged_from_null_link();
     case_one_bit_changes();
     return test_summary(test_name);
 }
