@@ -678,6 +678,71 @@ int main(void)
     return test_summary("test_check");
 }
 
+/* A quick chunk's two link words rewritten to agree (as only the secret allows) on a target
+   that is no quick chunk of an arena: a buffer outside every arena, the arena's own header,
+   a misaligned address next to the chunk, an address in the chunk's aligned span but before
+   its arena (when the OS table cannot align arenas). The malloc that pops the chunk refuses the link
+   (corrupted free list at its first word) before anything follows it, and the check reports
+   I5; with the words restored both are clean. */
+static void quick_links_that_agree(bool is_unaligned)
+{
+    test_error_log log = {0};
+    TAlloc_config config = test_config(ARENA_SIZE, test_record_error, &log);
+    config.policy = current_policy;
+    if (is_unaligned) { /* an OS table that cannot align: standard arenas go to the sorted table */
+        config.os = *TAlloc_os_default();
+        config.os.map_aligned = NULL;
+    }
+    TAlloc_heap *heap = test_heap_from(&config, "test_check");
+    void *keep = xmalloc(heap, 64);
+    void *p = xmalloc(heap, 64);
+    TAlloc_heap_free(heap, p); /* the only chunk of its quick list */
+    expose_arenas(heap);
+    ta_chunk *c = chunk_of(p);
+    char *span = (char *)((uintptr_t)c & ~(((uintptr_t)1 << heap->arena_shift) - 1));
+    char *arena_base = (char *)c - TA_ARENA_HEADER_SIZE - 64 - TA_HEADER_SIZE; /* keep's chunk first */
+    const struct {
+        const void *target;
+        const char *what;
+    } targets[] = {
+        {outside_arenas, "outside every arena"},
+        {arena_base, "the arena header"},
+        {(char *)c + 8, "misaligned, next to the chunk"},
+        /* an unaligned arena: its chunk's aligned span starts before the arena */
+        {span != arena_base ? (const void *)(span + TA_ARENA_HEADER_SIZE) : (const void *)outside_arenas,
+         "in the chunk's span, before its arena"},
+    };
+    EXPECT(!is_unaligned || span == arena_base || heap->unslotted_standard_count == 1,
+           "an unaligned standard arena is in the sorted table");
+    uintptr_t saved[2] = {c->word[0], c->word[1]};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        for (int w = 0; w < 2; w++)
+            ta_link_set(heap, &c->word[w], (const ta_chunk *)targets[i].target);
+        report_log checked;
+        run_check(heap, &checked, targets[i].what);
+        EXPECT(has_id_at(&checked, TALLOC_I5_FREE_INDEX, targets[i].target), "%s: the check: got%s",
+               targets[i].what, checked.text);
+        int before = log.count;
+        void *q = TAlloc_heap_malloc(heap, 64);
+        EXPECT(q == NULL && log.count == before + 1 &&
+                   log.error == TALLOC_ERROR_CORRUPTED_FREE_LIST && log.address == &c->word[0],
+               "%s: malloc returned %p; %d reports, last %s at %p (word at %p)", targets[i].what,
+               q, log.count - before, TAlloc_error_string(log.error), log.address,
+               (void *)&c->word[0]);
+        c->word[0] = saved[0];
+        c->word[1] = saved[1];
+        expect_clean(heap, targets[i].what);
+    }
+    TAlloc_heap_free(heap, keep);
+    TAlloc_heap_destroy(heap);
+}
+
+static void case_quick_links_that_agree(void)
+{
+    quick_links_that_agree(false);
+    quick_links_that_agree(true);
+}
+
 static void run_cases(void)
 {
     case_clean();
@@ -690,4 +755,5 @@ static void run_cases(void)
     case_i6_accounting();
     case_arena_registry();
     case_arena_registry_sorted();
+    case_quick_links_that_agree();
 }

@@ -202,15 +202,18 @@ static void registry_add(ta_heap *heap, ta_arena *arena)
         heap->arena_slot_count++;
     } else {
         sorted_insert(heap, arena);
+        heap->unslotted_standard_count += !arena->is_dedicated;
     }
 }
 
 static void registry_remove(ta_heap *heap, ta_arena *arena)
 {
-    if (arena->is_slotted)
+    if (arena->is_slotted) {
         slots_remove(heap, arena);
-    else
+    } else {
         sorted_remove(heap, arena);
+        heap->unslotted_standard_count -= !arena->is_dedicated;
+    }
 }
 
 void ta_arena_registry_free(ta_heap *heap)

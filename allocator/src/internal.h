@@ -231,6 +231,8 @@ struct TAlloc_heap {
     ta_arena **arena_sorted;     /* every other arena, ascending: binary search */
     size_t arena_sorted_count;
     size_t arena_sorted_capacity;
+    size_t unslotted_standard_count; /* standard arenas in the sorted table (the OS layer did
+                                        not align them); 0: every standard arena is slotted */
     ta_arena *arena_slots_inline[1 << TA_INLINE_SLOT_BITS]; /* the first tables */
     ta_arena *arena_sorted_inline[TA_INLINE_SORTED];
     ta_chunk *quick_head[TA_QUICK_CLASSES]; /* quick lists, the block freed last first */

@@ -46,6 +46,20 @@ __attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap
                       &c->word[is_mirror_damaged ? QUICK_MIRROR : QUICK_NEXT]};
 }
 
+/* Whether `next`, which the link of the quick chunk `chunk` names, is a header whose payload
+   lies in an arena (ta_index_is_plausible). Quick chunks lie in standard arenas; while every
+   standard arena is slotted (aligned to 1 << arena_shift), a `next` in the same aligned span
+   as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup. */
+TA_INLINE bool is_next_plausible(const ta_heap *heap, const ta_chunk *chunk, const ta_chunk *next)
+{
+    uintptr_t c = (uintptr_t)chunk, n = (uintptr_t)next;
+    if (((c ^ n) >> heap->arena_shift) != 0 || heap->unslotted_standard_count != 0)
+        return ta_index_is_plausible(heap, next);
+    uintptr_t offset = n & (((uintptr_t)1 << heap->arena_shift) - 1);
+    return (n & (TALLOC_ALIGNMENT - 1)) == 0 && offset >= TA_ARENA_HEADER_SIZE &&
+           offset + TA_HEADER_SIZE < heap->arena_size - TA_FENCE_SIZE;
+}
+
 /* Takes the head of the quick list of chunk size `size` out of it (not empty): NULL with
    `fault` set, and nothing changed, when its header, its link words or the header they name
    is damaged. The chunk stays flagged TA_QUICK and counted until the caller decides. */
@@ -60,7 +74,7 @@ TA_INLINE ta_chunk *quick_pop(ta_heap *heap, size_t size, ta_fault *fault)
     }
     ta_chunk *next = ta_link_get(heap, &chunk->word[QUICK_NEXT]);
     ta_chunk *mirror = ta_link_get(heap, &chunk->word[QUICK_MIRROR]);
-    if (next != mirror || (next != NULL && !ta_index_is_plausible(heap, next))) {
+    if (next != mirror || (next != NULL && !is_next_plausible(heap, chunk, next))) {
         *fault = quick_damage(heap, chunk, next, mirror);
         return NULL;
     }
