@@ -51,9 +51,13 @@ static bool file_take(ta_heap *heap, ta_chunk *chunk, ta_chunk *block, size_t si
                       size_t rest, bool is_filed)
 {
     ta_chunk *tail = rest >= TA_MIN_CHUNK_SIZE ? at_offset(block, size - gap - rest) : NULL;
-    if (!is_filed) /* a fresh arena's chunk: the gap and the tail are filed anew */
-        return (!gap || (ta_index_verify_insert(heap, gap) && ta_index_insert(heap, chunk, gap))) &&
-               (!tail || (ta_index_verify_insert(heap, rest) && ta_index_insert(heap, tail, rest)));
+    if (!is_filed) /* a fresh arena's chunk: the gap and the tail are filed anew, both lists
+                      verified before either is written (a gap filed before the tail's list
+                      fails would stay in the index when the fresh arena is given back) */
+        return (!gap || ta_index_verify_insert(heap, gap)) &&
+               (!tail || ta_index_verify_insert(heap, rest)) &&
+               (!gap || ta_index_insert(heap, chunk, gap)) &&
+               (!tail || ta_index_insert(heap, tail, rest));
     if (!verify_first(heap, chunk))
         return false;
     if (gap) /* the gap keeps the free chunk's place; the tail is filed anew */
