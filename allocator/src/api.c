@@ -152,14 +152,6 @@ int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment, 
     return 0;
 }
 
-/* A free leaves errno as it was: only an error handler could change it. */
-__attribute__((noinline, cold)) static void report_keeping_errno(ta_heap *heap, const ta_fault *fault)
-{
-    int saved = errno;
-    ta_report(heap, fault);
-    errno = saved;
-}
-
 void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
 {
     if (ptr == NULL)
@@ -173,8 +165,7 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
     if (chunk)
         ta_paths_free(heap, chunk, arena, &fault);
     leave_noting_index(heap, mode, &fault);
-    if (fault.error != TALLOC_ERROR_NONE)
-        report_keeping_errno(heap, &fault);
+    report_if(heap, &fault); /* a free leaves errno alone: ta_report keeps it */
 }
 
 void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)

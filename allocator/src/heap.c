@@ -54,14 +54,12 @@ bool ta_heap_init(ta_heap *heap, const TAlloc_config *config)
 /* The heaps this thread is inside (enter.h). */
 _Thread_local ta_thread_state ta_thread;
 
-/* A call that re-entered `heap` on this thread: reported, errno left as it was (the caller
+/* A call that re-entered `heap` on this thread: reported (errno left as it was; the caller
    that fails says EDEADLK). */
 __attribute__((noinline, cold)) static bool refuse_recursive(ta_heap *heap)
 {
-    int saved = errno;
     ta_fault fault = {TALLOC_ERROR_RECURSIVE_CALL, heap};
     ta_report(heap, &fault);
-    errno = saved;
     return false;
 }
 

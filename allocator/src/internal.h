@@ -697,7 +697,7 @@ TA_HIDDEN void *ta_os_remap(const TAlloc_os *os, void *address, size_t old_size,
 TA_HIDDEN bool ta_os_protect(const TAlloc_os *os, void *address, size_t size);
 TA_HIDDEN void *ta_os_map_metadata(const TAlloc_os *os, size_t size);
 TA_HIDDEN void ta_os_unmap_metadata(const TAlloc_os *os, void *address, size_t size);
-TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault);
+TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault); /* errno kept */
 TA_HIDDEN ta_heap *ta_default_heap(void);
 
 /* ---- fork.c: the registry of live heaps and the fork handlers -------------------------- */

@@ -97,10 +97,14 @@ size_t TAlloc_error_format(char *buf, size_t capacity, TAlloc_error error, const
     return t.used;
 }
 
+/* errno is left as it was: a handler that changes it (one that logs, say) does not change
+   what the call that met the fault says to its caller. */
 void ta_report(const ta_heap *heap, const ta_fault *fault)
 {
     if (heap->config.error_handler) {
+        int saved = errno;
         heap->config.error_handler(heap->config.error_ctx, fault->error, fault->address);
+        errno = saved;
         return;
     }
     char line[128];
