@@ -8,6 +8,7 @@
 
 #include "enter.h"
 #include "internal.h"
+#include "quick.h"
 #include "track.h"
 
 TAlloc_heap *TAlloc_heap_create(const TAlloc_config *config)
@@ -95,7 +96,8 @@ static void report_if(ta_heap *heap, const ta_fault *fault)
         ta_report(heap, fault);
 }
 
-static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool is_zeroed)
+__attribute__((noinline)) static void *locked_alloc(TAlloc_heap *heap, size_t size,
+                                                   size_t alignment, bool is_zeroed)
 {
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
@@ -111,6 +113,9 @@ static void *locked_alloc(TAlloc_heap *heap, size_t size, size_t alignment, bool
 
 void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size)
 {
+    void *p = ta_quick_malloc(heap, size); /* the common case whole, with no call (quick.h) */
+    if (__builtin_expect(p != NULL, 1))
+        return p;
     return locked_alloc(heap, size, TALLOC_ALIGNMENT, false);
 }
 
@@ -152,10 +157,8 @@ int TAlloc_heap_posix_memalign(TAlloc_heap *heap, void **out, size_t alignment, 
     return 0;
 }
 
-void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
+__attribute__((noinline)) static void locked_free(TAlloc_heap *heap, void *ptr)
 {
-    if (ptr == NULL)
-        return;
     ta_fault fault = {TALLOC_ERROR_NONE, NULL};
     int mode = ta_heap_enter(heap);
     if (mode == TA_NOT_ENTERED)
@@ -166,6 +169,13 @@ void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
         ta_paths_free(heap, chunk, arena, &fault);
     leave_noting_index(heap, mode, &fault);
     report_if(heap, &fault); /* a free leaves errno alone: ta_report keeps it */
+}
+
+void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
+{
+    if (ptr == NULL || ta_quick_free(heap, ptr)) /* the common case whole (quick.h) */
+        return;
+    locked_free(heap, ptr);
 }
 
 void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)

@@ -49,16 +49,28 @@ extern TA_HIDDEN _Thread_local ta_thread_state ta_thread;
 
 TA_HIDDEN int ta_heap_enter_slow(ta_heap *heap);
 
-static inline int ta_heap_enter(ta_heap *heap)
+/* The common case: the thread is in no heap, the process has one thread, no re-key is due. */
+static inline bool ta_heap_is_alone(const ta_heap *heap)
 {
-    if (__builtin_expect(ta_thread.depth != 0 || !ta_is_single_threaded() ||
-                             heap->is_rekey_pending, 0))
-        return ta_heap_enter_slow(heap);
+    return __builtin_expect(ta_thread.depth == 0 && ta_is_single_threaded() &&
+                                !heap->is_rekey_pending, 1);
+}
+
+/* Enters `heap` in the common case (ta_heap_is_alone); leave with TA_SINGLE_THREADED. */
+static inline void ta_heap_enter_alone(ta_heap *heap)
+{
     ta_thread.inside[0] = heap;
     atomic_signal_fence(memory_order_seq_cst);
     ta_thread.depth = 1;
     atomic_signal_fence(memory_order_seq_cst); /* entered before the heap is touched */
     ta_track_enter();
+}
+
+static inline int ta_heap_enter(ta_heap *heap)
+{
+    if (!ta_heap_is_alone(heap))
+        return ta_heap_enter_slow(heap);
+    ta_heap_enter_alone(heap);
     return TA_SINGLE_THREADED;
 }
 

@@ -174,7 +174,12 @@ typedef struct ta_hardening {
    never carries (an address's bit 63), or draw it from the secret. */
 static inline uint64_t ta_mix(uint64_t a, uint64_t b)
 {
-#if defined(__SIZEOF_INT128__)
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* one mulq; gcc 12 routes an __int128 product through the stack on the hot paths */
+    uint64_t lo, hi;
+    __asm__("mulq %3" : "=a"(lo), "=d"(hi) : "%0"(a), "rm"(b) : "cc");
+    return lo ^ hi;
+#elif defined(__SIZEOF_INT128__)
     __extension__ typedef unsigned __int128 ta_u128;
     ta_u128 m = (ta_u128)a * b;
     return (uint64_t)m ^ (uint64_t)(m >> 64);
@@ -416,9 +421,9 @@ TA_HIDDEN void ta_arena_note_taken(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN void ta_arena_note_retained(ta_heap *heap, const ta_arena *arena);
 TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
 /* ta_arena_find's common case inline: a standard arena at the first slot its base hashes to
-   (arena.c's hash); anything else takes the call. A slotted arena is a standard one, of
-   heap->arena_size bytes: its header is not read. */
-static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
+   (arena.c's hash), or NULL (ta_arena_slotted); ta_arena_owner takes the call for anything
+   else. A slotted arena is a standard one, of heap->arena_size bytes: its header is not read. */
+static inline ta_arena *ta_arena_slotted(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address, base = p & ~(((uintptr_t)1 << heap->arena_shift) - 1);
     if (heap->arena_slot_bits != 0) {
@@ -429,7 +434,12 @@ static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
             p - base < heap->arena_size - TA_FENCE_SIZE)
             return a;
     }
-    return ta_arena_find(heap, address);
+    return NULL;
+}
+static inline ta_arena *ta_arena_owner(const ta_heap *heap, const void *address)
+{
+    ta_arena *a = ta_arena_slotted(heap, address);
+    return a != NULL ? a : ta_arena_find(heap, address);
 }
 TA_HIDDEN ta_arena *ta_arena_find_listed(const ta_heap *heap, const void *address);
 TA_HIDDEN void ta_arena_seal(const ta_heap *heap, ta_arena *arena);
@@ -465,11 +475,14 @@ TA_HIDDEN size_t ta_large_trim(ta_heap *heap);
  * as a disagreement; 2 is the checker's mark. The list's chunk size of a class: */
 static inline size_t ta_quick_size(size_t quick_class) { return quick_class * 16; }
 /* Whether the quick lists take a freed block of `chunk` (in `arena`) now. */
+static inline bool ta_quick_has_room(const ta_heap *heap, size_t chunk_size)
+{
+    return chunk_size <= TA_QUICK_MAX_CHUNK &&
+           heap->stats.quick_bytes + (chunk_size - TA_HEADER_SIZE) <= heap->config.quick;
+}
 static inline bool ta_quick_takes(const ta_heap *heap, const ta_chunk *chunk, const ta_arena *arena)
 {
-    size_t size = ta_chunk_size(chunk);
-    return size <= TA_QUICK_MAX_CHUNK && !arena->is_dedicated &&
-           heap->stats.quick_bytes + (size - TA_HEADER_SIZE) <= heap->config.quick;
+    return !arena->is_dedicated && ta_quick_has_room(heap, ta_chunk_size(chunk));
 }
 
 /* ---- index words -----------------------------------------------------------------------

@@ -12,13 +12,14 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quick.h"
 #include "track.h"
 
 #define TA_INLINE static inline __attribute__((always_inline))
 
-/* ---- quick lists ------------------------------------------------------------------------- */
+/* ---- quick lists (the list operations: quick.h) ---------------------------------------- */
 
-enum { QUICK_NEXT = 0, QUICK_MIRROR = 1 }; /* index words of a quick chunk (internal.h) */
+enum { QUICK_NEXT = TA_QUICK_NEXT, QUICK_MIRROR = TA_QUICK_MIRROR };
 
 /* Whether `c` may follow a chunk in the quick list of `size`: NULL (the end), or a quick
    chunk of that size whose header holds. */
@@ -28,14 +29,17 @@ static bool is_quick_link(const ta_heap *heap, const ta_chunk *c, size_t size)
                          (c->size_word & (TA_FREE | TA_HELD)) == TA_QUICK && ta_chunk_size(c) == size);
 }
 
-/* Why the quick chunk `c`, whose link words disagree or name no quick chunk, fails: the
-   header both words name, or the word that names no quick chunk of its list (or names `c`
-   itself). When both name other quick chunks of the list's size the damaged one cannot be
-   told: the link word is blamed. */
+/* Why the head `c` of the quick list of `size`, which ta_quick_pop refused, fails: its header;
+   or the header both link words name; or the word that names no quick chunk of its list (or
+   names `c` itself). When both name other quick chunks of the list's size the damaged one
+   cannot be told: the link word is blamed. */
 __attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap, ta_chunk *c,
-                                                             ta_chunk *next, ta_chunk *mirror)
+                                                             size_t size)
 {
-    size_t size = ta_chunk_size(c);
+    if (!ta_quick_is_head_whole(heap, c, size))
+        return (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, c};
+    ta_chunk *next = ta_link_get(heap, &c->word[QUICK_NEXT]);
+    ta_chunk *mirror = ta_link_get(heap, &c->word[QUICK_MIRROR]);
     if (next == mirror && next != NULL && ta_index_is_plausible(heap, next) &&
         !ta_chunk_is_valid(heap, next))
         return (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
@@ -46,68 +50,20 @@ __attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap
                       &c->word[is_mirror_damaged ? QUICK_MIRROR : QUICK_NEXT]};
 }
 
-/* Whether `next`, which the link of the quick chunk `chunk` names, is a header whose payload
-   lies in an arena (ta_index_is_plausible). Quick chunks lie in standard arenas; while every
-   standard arena is slotted (aligned to 1 << arena_shift), a `next` in the same aligned span
-   as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup. */
-TA_INLINE bool is_next_plausible(const ta_heap *heap, const ta_chunk *chunk, const ta_chunk *next)
-{
-    uintptr_t c = (uintptr_t)chunk, n = (uintptr_t)next;
-    if (((c ^ n) >> heap->arena_shift) != 0 || heap->unslotted_standard_count != 0)
-        return ta_index_is_plausible(heap, next);
-    uintptr_t offset = n & (((uintptr_t)1 << heap->arena_shift) - 1);
-    return (n & (TALLOC_ALIGNMENT - 1)) == 0 && offset >= TA_ARENA_HEADER_SIZE &&
-           offset + TA_HEADER_SIZE < heap->arena_size - TA_FENCE_SIZE;
-}
-
-/* Takes the head of the quick list of chunk size `size` out of it (not empty): NULL with
+/* The head of the quick list of chunk size `size` (not empty), taken out of it; NULL with
    `fault` set, and nothing changed, when its header, its link words or the header they name
    is damaged. The chunk stays flagged TA_QUICK and counted until the caller decides. */
 TA_INLINE ta_chunk *quick_pop(ta_heap *heap, size_t size, ta_fault *fault)
 {
-    ta_chunk **head = &heap->quick_head[size / 16];
-    ta_chunk *chunk = *head;
-    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_HELD)) != TA_QUICK ||
-        ta_chunk_size(chunk) != size) {
-        *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, chunk};
-        return NULL;
-    }
-    ta_chunk *next = ta_link_get(heap, &chunk->word[QUICK_NEXT]);
-    ta_chunk *mirror = ta_link_get(heap, &chunk->word[QUICK_MIRROR]);
-    if (next != mirror || (next != NULL && !is_next_plausible(heap, chunk, next))) {
-        *fault = quick_damage(heap, chunk, next, mirror);
-        return NULL;
-    }
-    *head = next;
+    ta_chunk *chunk = ta_quick_pop(heap, size, false);
+    if (chunk == NULL)
+        *fault = quick_damage(heap, heap->quick_head[size / 16], size);
     return chunk;
 }
 
-/* The quick chunk `chunk`, popped, becomes an allocated chunk again. */
-TA_INLINE void quick_unflag(ta_heap *heap, ta_chunk *chunk)
-{
-    size_t size = ta_chunk_size(chunk);
-    chunk->size_word &= ~TA_QUICK;
-    ta_chunk_seal(heap, chunk);
-    ta_account_quick(heap, size, -1);
-    ta_account_chunk(heap, false, size, +1);
-}
-
-/* Files the allocated chunk `chunk` at the head of its quick list (ta_quick_takes said yes).
-   quick_push first verifies the next header (false with `fault` set, nothing changed): a free
+/* Files the allocated chunk `chunk` at the head of its quick list (ta_quick_takes said yes)
+   once its successor's header is verified (false with `fault` set, nothing changed): a free
    reads it whatever becomes of the block. */
-TA_INLINE void quick_file(ta_heap *heap, ta_chunk *chunk)
-{
-    size_t size = ta_chunk_size(chunk);
-    ta_chunk **head = &heap->quick_head[size / 16];
-    ta_link_set(heap, &chunk->word[QUICK_NEXT], *head);
-    ta_link_set(heap, &chunk->word[QUICK_MIRROR], *head);
-    chunk->size_word |= TA_QUICK;
-    ta_chunk_seal(heap, chunk);
-    *head = chunk;
-    ta_account_chunk(heap, false, size, -1);
-    ta_account_quick(heap, size, +1);
-}
-
 TA_INLINE bool quick_push(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
     ta_chunk *after = ta_chunk_next(chunk);
@@ -115,7 +71,7 @@ TA_INLINE bool quick_push(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         *fault = (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, after};
         return false;
     }
-    quick_file(heap, chunk);
+    ta_quick_file(heap, chunk);
     return true;
 }
 
@@ -148,7 +104,7 @@ __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
             ta_chunk *chunk = quick_pop(heap, ta_quick_size(c), fault);
             if (chunk == NULL)
                 return;
-            quick_unflag(heap, chunk);
+            ta_quick_unflag(heap, chunk);
             if (h && h->check_taken && fault->error == TALLOC_ERROR_NONE) {
                 const void *damage = h->check_taken(chunk, ta_chunk_size(chunk));
                 if (damage)
@@ -158,7 +114,7 @@ __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
             heap->stats.free_total--; /* counted when the program freed it */
             if (!release_path(heap, chunk, arena, true, false, fault, h)) {
                 heap->stats.free_total++;
-                quick_file(heap, chunk);
+                ta_quick_file(heap, chunk);
                 return;
             }
             ta_count(heap, TALLOC_EVENT_QUICK_FLUSHED);
@@ -205,7 +161,7 @@ TA_INLINE ta_chunk *take_quick(ta_heap *heap, size_t need, const ta_hardening *h
     ta_chunk *block = quick_pop(heap, need, fault);
     if (block == NULL)
         return NULL;
-    quick_unflag(heap, block);
+    ta_quick_unflag(heap, block);
     if (h && h->check_taken) {
         const void *damage = h->check_taken(block, need);
         if (damage)

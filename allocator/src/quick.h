@@ -1,0 +1,142 @@
+/*
+ * quick.h - the quick lists' own operations, and the two calls they serve whole.
+ *
+ * A quick list holds freed blocks of one chunk size, the block freed last first, still
+ * counted apart from the free index (internal.h: TA_QUICK, the two link words). paths.c runs
+ * them inside its full paths, which report what they find; the fast entries at the end run
+ * the common case of malloc and free with nothing else around it: a heap without hardening,
+ * entered by the only thread of the process, a request a quick list serves. They verify what
+ * the full path verifies before they change anything, and on any doubt change nothing and
+ * say no, so that the caller takes the full path, which finds the same thing and reports it.
+ */
+#ifndef TALLOC_QUICK_H
+#define TALLOC_QUICK_H
+
+#include "enter.h"
+#include "internal.h"
+#include "track.h"
+
+#define TA_QUICK_INLINE static inline __attribute__((always_inline))
+
+enum { TA_QUICK_NEXT = 0, TA_QUICK_MIRROR = 1 }; /* index words of a quick chunk */
+
+/* Whether `chunk`, the head of the quick list of chunk size `size`, has a trusted header
+   that says so. */
+TA_QUICK_INLINE bool ta_quick_is_head_whole(const ta_heap *heap, const ta_chunk *chunk, size_t size)
+{
+    return ta_chunk_is_valid(heap, chunk) && (chunk->size_word & (TA_FREE | TA_HELD)) == TA_QUICK &&
+           ta_chunk_size(chunk) == size;
+}
+
+/* Whether `next`, which the link of the quick chunk `chunk` names, is a header whose payload
+   lies in an arena (ta_index_is_plausible). Quick chunks lie in standard arenas; while every
+   standard arena is slotted (aligned to 1 << arena_shift), a `next` in the same aligned span
+   as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup. */
+TA_QUICK_INLINE bool ta_quick_is_next_plausible(const ta_heap *heap, const ta_chunk *chunk,
+                                                const ta_chunk *next, bool is_fast)
+{
+    uintptr_t c = (uintptr_t)chunk, n = (uintptr_t)next;
+    if (((c ^ n) >> heap->arena_shift) != 0 || heap->unslotted_standard_count != 0)
+        return !is_fast && ta_index_is_plausible(heap, next);
+    uintptr_t offset = n & (((uintptr_t)1 << heap->arena_shift) - 1);
+    return (n & (TALLOC_ALIGNMENT - 1)) == 0 && offset >= TA_ARENA_HEADER_SIZE &&
+           offset + TA_HEADER_SIZE < heap->arena_size - TA_FENCE_SIZE;
+}
+
+/* Takes the head of the quick list of chunk size `size` (not empty) out of it, when its
+   header, its two link words and the place they name hold; NULL, nothing changed, otherwise.
+   The chunk stays flagged TA_QUICK and counted until the caller decides. `is_fast`: as for
+   ta_quick_is_next_plausible. */
+TA_QUICK_INLINE ta_chunk *ta_quick_pop(ta_heap *heap, size_t size, bool is_fast)
+{
+    ta_chunk **head = &heap->quick_head[size / 16];
+    ta_chunk *chunk = *head;
+    if (!ta_quick_is_head_whole(heap, chunk, size))
+        return NULL;
+    ta_chunk *next = ta_link_get(heap, &chunk->word[TA_QUICK_NEXT]);
+    ta_chunk *mirror = ta_link_get(heap, &chunk->word[TA_QUICK_MIRROR]);
+    if (next != mirror || (next != NULL && !ta_quick_is_next_plausible(heap, chunk, next, is_fast)))
+        return NULL;
+    *head = next;
+    return chunk;
+}
+
+/* The quick chunk `chunk`, popped, becomes an allocated chunk again. */
+TA_QUICK_INLINE void ta_quick_unflag(ta_heap *heap, ta_chunk *chunk)
+{
+    size_t size = ta_chunk_size(chunk);
+    chunk->size_word &= ~TA_QUICK;
+    ta_chunk_seal(heap, chunk);
+    ta_account_quick(heap, size, -1);
+    ta_account_chunk(heap, false, size, +1);
+}
+
+/* Files the allocated chunk `chunk` at the head of its quick list (the caller verified its
+   successor's header and that the list takes it). */
+TA_QUICK_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
+{
+    size_t size = ta_chunk_size(chunk);
+    ta_chunk **head = &heap->quick_head[size / 16];
+    ta_link_set(heap, &chunk->word[TA_QUICK_NEXT], *head);
+    ta_link_set(heap, &chunk->word[TA_QUICK_MIRROR], *head);
+    chunk->size_word |= TA_QUICK;
+    ta_chunk_seal(heap, chunk);
+    *head = chunk;
+    ta_account_chunk(heap, false, size, -1);
+    ta_account_quick(heap, size, +1);
+}
+
+/* ---- the fast entries ---------------------------------------------------------------------
+ * Each enters the heap as ta_heap_enter's common case does (the recursion guard is set, so a
+ * signal handler that calls in meanwhile takes the full path and is refused) and leaves it
+ * before it returns. */
+
+/* Whether the fast entries may run on `heap` now. */
+TA_QUICK_INLINE bool ta_quick_may_run(const ta_heap *heap)
+{
+    return ta_heap_is_alone(heap) && heap->hardening == NULL;
+}
+
+/* malloc(size) from its quick list: the payload, or NULL for "take the full path". */
+TA_QUICK_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
+{
+    if (size > TALLOC_QUICK_MAX_REQUEST || !ta_quick_may_run(heap))
+        return NULL;
+    size_t need = ta_chunk_size_for(size);
+    if (heap->quick_head[need / 16] == NULL)
+        return NULL;
+    ta_heap_enter_alone(heap);
+    ta_chunk *block = ta_quick_pop(heap, need, true);
+    void *payload = NULL;
+    if (__builtin_expect(block != NULL, 1)) {
+        ta_quick_unflag(heap, block);
+        ta_count(heap, TALLOC_EVENT_QUICK_REUSED);
+        heap->stats.alloc_total++;
+        payload = ta_chunk_payload(block);
+        ta_track_alloc(payload, size, need - TA_HEADER_SIZE, false);
+    }
+    ta_heap_leave(heap, TA_SINGLE_THREADED);
+    return payload;
+}
+
+/* free(ptr) into its quick list: true when done, false for "take the full path". */
+TA_QUICK_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
+{
+    if (!ta_quick_may_run(heap) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
+        ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
+        return false;
+    ta_chunk *chunk = ta_chunk_from_payload(ptr);
+    ta_heap_enter_alone(heap);
+    size_t size = ta_chunk_size(chunk);
+    bool is_taken = ta_chunk_is_valid(heap, chunk) && (chunk->size_word & (TA_FREE | TA_HELD)) == 0 &&
+                    ta_quick_has_room(heap, size) && ta_chunk_is_sealed(heap, ta_chunk_next(chunk));
+    if (__builtin_expect(is_taken, 1)) {
+        ta_quick_file(heap, chunk);
+        ta_track_free(ptr, size - TA_HEADER_SIZE);
+        heap->stats.free_total++;
+    }
+    ta_heap_leave(heap, TA_SINGLE_THREADED);
+    return is_taken;
+}
+
+#endif /* TALLOC_QUICK_H */
