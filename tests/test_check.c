@@ -376,6 +376,7 @@ static void case_i4_coalesced(void)
     forge(heap, cc, c_word | TA_PREV_FREE);
     EXPECT(index_insert(heap, bc), "I4: b filed");
     heap->stats.allocated_count--;
+    heap->stats.free_total++; /* as if the program had freed it */
     heap->stats.allocated_bytes -= usable;
     heap->stats.free_count++;
     heap->stats.free_bytes += usable;
@@ -535,6 +536,16 @@ static void case_i6_accounting(void)
     expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: arena_count + 1");
     heap->stats.arena_count -= 1;
     expect_clean(heap, "I6: arena_count restored");
+
+    heap->stats.alloc_total -= 1; /* an allocation that was not counted */
+    expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: alloc_total - 1");
+    heap->stats.alloc_total += 1;
+    expect_clean(heap, "I6: alloc_total restored");
+
+    heap->stats.free_total += 1;
+    expect_only_violation(heap, TALLOC_I6_ACCOUNTING, NULL, "I6: free_total + 1");
+    heap->stats.free_total -= 1;
+    expect_clean(heap, "I6: free_total restored");
 
     TAlloc_heap_free(heap, a);
     TAlloc_heap_free(heap, c);

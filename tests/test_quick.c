@@ -391,6 +391,55 @@ static void test_link_names_itself(size_t word, const char *what)
     TAlloc_heap_destroy(heap);
 }
 
+/* Both link words retargeted alike (XORed with the difference of two headers, which needs no
+   secret) to name a kept block of another size: the block is taken, and the next request of
+   its size finds a head of the wrong size, reports it and hands nothing out. */
+static void test_link_names_other_size(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, &log);
+    unsigned char *a = TAlloc_heap_malloc(heap, 48), *b = TAlloc_heap_malloc(heap, 48);
+    unsigned char *c = TAlloc_heap_malloc(heap, 16);
+    void *g = TAlloc_heap_malloc(heap, 48);
+    TAlloc_heap_free(heap, c); /* a kept block of a smaller size */
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b); /* b names a, twice */
+    uintptr_t delta = (uintptr_t)(a - 16) ^ (uintptr_t)(c - 16), saved[2], damaged;
+    test_unpoison(b, sizeof saved);
+    memcpy(saved, b, sizeof saved);
+    for (int w = 0; w < 2; w++) {
+        damaged = saved[w] ^ delta;
+        memcpy(b + 8 * w, &damaged, sizeof damaged);
+    }
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) > 0, "the checker sees a block of another size");
+    EXPECT(TAlloc_heap_malloc(heap, 48) == b && log.count == 0, "b is taken");
+    errno = 0;
+    void *p = TAlloc_heap_malloc(heap, 48);
+    EXPECT(p == NULL && errno == ENOMEM, "the head of the wrong size is not handed out: %p", p);
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_HEADER, c - 16, "a head of another size");
+    EXPECT(TAlloc_heap_malloc(heap, 16) == c && log.count == 0, "c is still its own size's");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+}
+
+/* A block of a quick size that went to the free index (a flush) and is freed again: the
+   second free is reported, whatever room the quick lists have. */
+static void test_double_free_after_flush(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, &log);
+    void *a = TAlloc_heap_malloc(heap, 40), *g = TAlloc_heap_malloc(heap, 40);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_flush(heap);
+    EXPECT(view(heap, a).is_free && stats_of(heap).quick_count == 0, "a is a free chunk");
+    TAlloc_heap_free(heap, a);
+    expect_one(&log, TALLOC_ERROR_DOUBLE_FREE, a, "second free of a free chunk");
+    EXPECT(view(heap, a).is_free && stats_of(heap).quick_count == 0, "not kept");
+    EXPECT_HEAP_OK(heap, "double free after a flush");
+    TAlloc_heap_free(heap, g);
+    TAlloc_heap_destroy(heap);
+}
+
 /* The link of a block deeper in its list is met when that block is taken. */
 static void test_deeper_link(void)
 {
@@ -546,6 +595,8 @@ int main(void)
     test_damaged_link(MIRROR, "mirror link");
     test_link_names_itself(NEXT, "next link names its block");
     test_link_names_itself(MIRROR, "mirror link names its block");
+    test_link_names_other_size();
+    test_double_free_after_flush();
     test_deeper_link();
     test_damaged_headers();
     test_junk();

@@ -287,6 +287,10 @@ static void check_totals(checker *ck)
     compare(ck, w->free_bytes, s->free_bytes, "free bytes differ from walk");
     compare(ck, w->quick_count, s->quick_count, "quick chunk count differs from walk");
     compare(ck, w->quick_bytes, s->quick_bytes, "quick bytes differ from walk");
+    /* every allocation made a block and every free ended one: the program's blocks are the
+       allocated chunks not held in quarantine */
+    compare(ck, w->allocated_count, (size_t)(s->alloc_total - s->free_total),
+            "allocations minus frees differ from the walk's live blocks");
     if (ck->quick_reached != w->quick_count)
         violation(ck, TALLOC_I5_FREE_INDEX, ck->heap, "quick lists and walk count different chunks");
     if (s->quick_bytes > ck->heap->config.quick)
