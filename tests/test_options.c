@@ -199,7 +199,7 @@ static void test_verbose_and_sizes(void)
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
                          "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1 "
-                         "large_cache=67108864 quick=1048576\n") == 0,
+                         "large_cache=67108864 quick=1048576 purge=4194304\n") == 0,
            "err: %s", o.err);
     o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
     EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0 large_cache=") != NULL,
@@ -212,9 +212,13 @@ static void test_verbose_and_sizes(void)
     EXPECT(strstr(o.out, "mapped=1073741824 ") != NULL, "1g arenas: %s", o.out);
     EXPECT(strstr(o.err, "arena_size=1073741824") != NULL, "1g line: %s", o.err);
     o = run("config", "quick=64k:verbose=1");
-    EXPECT(strstr(o.err, " quick=65536\n") != NULL, "quick lists' bound: %s", o.err);
+    EXPECT(strstr(o.err, " quick=65536 ") != NULL, "quick lists' bound: %s", o.err);
     o = run("config", "quick=0:verbose=1");
-    EXPECT(strstr(o.err, " quick=0\n") != NULL, "no quick lists: %s", o.err);
+    EXPECT(strstr(o.err, " quick=0 ") != NULL, "no quick lists: %s", o.err);
+    o = run("config", "purge=1m:verbose=1");
+    EXPECT(strstr(o.err, " purge=1048576\n") != NULL, "purge bound: %s", o.err);
+    o = run("config", "purge=0:verbose=1");
+    EXPECT(strstr(o.err, " purge=0\n") != NULL, "no purging: %s", o.err);
     o = run("config", "arena_size=5000:verbose=1");
     EXPECT(strstr(o.err, "arena_size=8192 ") != NULL, "page-rounded: %s", o.err);
 }
@@ -243,6 +247,7 @@ static void test_bad_options(void)
         {"quarantine=99999999", "talloc: TALLOC_OPTIONS: bad value in 'quarantine=99999999' ignored\n"},
         {"fork_rekey=yes", "talloc: TALLOC_OPTIONS: bad value in 'fork_rekey=yes' ignored\n"},
         {"quick=lots", "talloc: TALLOC_OPTIONS: bad value in 'quick=lots' ignored\n"},
+        {"purge=-1", "talloc: TALLOC_OPTIONS: bad value in 'purge=-1' ignored\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         outcome o = run("config", cases[i].options);

@@ -69,6 +69,8 @@ TALLOC_API const char *TAlloc_version_string(void);
    (config.quick), and the largest request a quick list serves. */
 #define TALLOC_DEFAULT_QUICK ((size_t)1 << 20)
 #define TALLOC_QUICK_MAX_REQUEST ((size_t)1024)
+/* Free-chunk bytes at which a heap purges a free chunk's pages by default (config.purge). */
+#define TALLOC_DEFAULT_PURGE ((size_t)4 << 20)
 
 /* ---- The C allocation family, on the default heap ------------------------------------- */
 
@@ -119,6 +121,10 @@ TALLOC_API int TAlloc_policy_parse(const char *name, size_t length, TAlloc_polic
  *   map_metadata,   pages for the heap's own tables (its control block, the arena registry,
  *   unmap_metadata  the quarantine ring, the debug print's text). Both or neither; when
  *                   NULL, map and unmap serve them too.
+ *   purge           tells the OS that whole pages inside a mapping hold nothing the heap
+ *                   needs: it may take them back, and they read as zero or as before; 0 on
+ *                   success. The heap purges the inside of large free chunks with it (the
+ *                   default layer: madvise MADV_DONTNEED); without it freed pages stay.
  */
 typedef struct TAlloc_os {
     void *(*map)(void *ctx, size_t size);
@@ -129,6 +135,7 @@ typedef struct TAlloc_os {
     int (*protect)(void *ctx, void *address, size_t size);
     void *(*map_metadata)(void *ctx, size_t size);
     void (*unmap_metadata)(void *ctx, void *address, size_t size);
+    int (*purge)(void *ctx, void *address, size_t size);
 } TAlloc_os;
 
 /* The mmap/munmap/mremap/mprotect layer every heap uses unless its config names another. */
@@ -193,6 +200,10 @@ typedef struct TAlloc_config {
     size_t quick;                 /* payload bytes of freed small blocks the quick lists keep,
                                      unmerged, for the next request of their size
                                      (TALLOC_DEFAULT_QUICK; 0: every free merges at once) */
+    size_t purge;                 /* a free that leaves a free chunk of at least this many
+                                     bytes gives the whole pages inside it back to the OS
+                                     layer (os.purge), at most once per this many bytes freed
+                                     (TALLOC_DEFAULT_PURGE; 0: never; never with junk) */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, segregated fit,
@@ -295,6 +306,7 @@ typedef enum TAlloc_event {
     TALLOC_EVENT_REALLOC_REMAPPED,   /* a large block grew by remapping its arena, uncopied */
     TALLOC_EVENT_QUICK_REUSED,       /* a request was served from a quick list */
     TALLOC_EVENT_QUICK_FLUSHED,      /* a block left a quick list for the free index (merged) */
+    TALLOC_EVENT_PAGES_PURGED,       /* the pages inside a large free chunk went back to the OS */
     TALLOC_EVENT_COUNT
 } TAlloc_event;
 
@@ -359,6 +371,7 @@ TALLOC_API size_t TAlloc_trim(void);
  *   fork_rekey=0|1  config.fork_rekey: a fork child re-keys the heap on first use (default 1)
  *   large_cache=N   config.large_cache: bytes of large-block mappings kept (suffix k, m, g)
  *   quick=N         config.quick: payload bytes the quick lists keep (suffix k, m, g; 0: off)
+ *   purge=N         config.purge: free chunks this large give their pages back (k, m, g; 0: off)
  * An unknown key or a bad value is reported on stderr and ignored.
  */
 typedef struct TAlloc_options {

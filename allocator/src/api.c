@@ -300,6 +300,7 @@ static const char *const event_names[TALLOC_EVENT_COUNT] = {
     [TALLOC_EVENT_REALLOC_REMAPPED] = "realloc_remapped",
     [TALLOC_EVENT_QUICK_REUSED] = "quick_reused",
     [TALLOC_EVENT_QUICK_FLUSHED] = "quick_flushed",
+    [TALLOC_EVENT_PAGES_PURGED] = "pages_purged",
 };
 
 const char *TAlloc_event_name(TAlloc_event event)

@@ -19,6 +19,7 @@ void TAlloc_config_init(TAlloc_config *config)
         .fork_rekey = 1,
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
         .quick = TALLOC_DEFAULT_QUICK,
+        .purge = TALLOC_DEFAULT_PURGE,
     };
 }
 
@@ -296,6 +297,28 @@ void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged, bool
         ta_arena_note_retained(heap, arena);
         ta_count(heap, TALLOC_EVENT_ARENA_RETAINED);
     }
+}
+
+/* ---- purging ----------------------------------------------------------------------------
+ * A free that leaves a free chunk of config.purge bytes or more, once as many bytes have been
+ * freed into the index since the last purge, gives the whole pages inside that chunk back to
+ * the OS layer; its header, index words and footer stay, and so does a quarter of the bound
+ * after them, because blocks are taken from a free chunk's start: the next one does not
+ * refault what was just given back. The budget keeps the calls to one per config.purge bytes
+ * freed; the bound keeps them to chunks whose pages the program is unlikely to take again at
+ * once (a growing block that keeps coming back to the same free space refaults the pages
+ * each time they are purged under it). */
+void ta_heap_purge(ta_heap *heap, ta_chunk *merged, size_t freed)
+{
+    size_t bound = heap->config.purge, size = ta_chunk_size(merged);
+    heap->dirty_bytes += freed;
+    if (bound == 0 || size < bound || heap->dirty_bytes < bound || heap->config.os.purge == NULL)
+        return;
+    heap->dirty_bytes = 0;
+    uintptr_t start = ta_align_up((uintptr_t)merged + sizeof(ta_chunk) + bound / 4, heap->page_size);
+    uintptr_t end = ((uintptr_t)merged + size - sizeof(uint64_t)) & ~(uintptr_t)(heap->page_size - 1);
+    if (end > start && ta_os_purge(&heap->config.os, (void *)start, end - start))
+        ta_count(heap, TALLOC_EVENT_PAGES_PURGED);
 }
 
 /* ---- trim -------------------------------------------------------------------------------- */

@@ -53,7 +53,8 @@
  *   I4 coalesced     no two adjacent chunks are both free
  *   I5 free index    the free index holds exactly the free chunks of the walk, in policy order,
  *                    with consistent links
- *   I6 accounting    the heap's counters equal the totals of a walk
+ *   I6 accounting    the heap's counters equal the totals of a walk; allocations minus frees
+ *                    equal the allocated chunks (live and quarantined blocks)
  * (I7 model and I8 drained are checked by the harness, which knows the live blocks.)
  */
 #ifndef TALLOC_INTERNAL_H
@@ -111,6 +112,7 @@ enum {
     TA_QUICK_CLASSES = TA_QUICK_MAX_CHUNK / 16 + 1,
     TA_FLUSH_MERGED = 65536, /* a free that merges into this many bytes flushes the lists */
 };
+
 enum { TA_LARGE_CACHE_SLOTS = 8, TA_LARGE_CACHE_DECAY = 64 }; /* large.c */
 
 typedef struct ta_large_entry {
@@ -249,6 +251,7 @@ struct TAlloc_heap {
     const void *recent_large[TA_RECENT]; /* the blocks whose dedicated arenas were unmapped
                                             last: a second free of one is a double free */
     size_t empty_arena_count;    /* retained arenas that are one free chunk */
+    size_t dirty_bytes;          /* freed into the index since the last purge (heap.c) */
     uint64_t check_epoch;        /* last mark value the checker used */
     TAlloc_stats stats;          /* counters kept current under the lock (I6) */
     size_t control_size;         /* bytes mapped for this struct */
@@ -654,6 +657,11 @@ TA_HIDDEN ta_chunk *ta_heap_remap(ta_heap *heap, ta_chunk *chunk, ta_arena *aren
 /* Zeroes a block for calloc; `is_fresh`: it comes from a new, zero-filled arena. */
 TA_HIDDEN void ta_heap_zero(ta_chunk *block, bool is_fresh);
 /* After a free produced `merged`: an arena left empty is released or retained. */
+/* After a free of `freed` chunk bytes into the index that left the free chunk `merged`: gives
+   the pages inside `merged` back to the OS layer when it holds config.purge bytes and as
+   many were freed since the last purge (heap.c, "purging"). The caller never asks with
+   junk: those pages must keep their pattern. */
+TA_HIDDEN void ta_heap_purge(ta_heap *heap, ta_chunk *merged, size_t freed);
 TA_HIDDEN void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged,
                                     bool is_arena_empty);
 /* Unmaps every empty arena (retained, or kept by damage); returns how many. */
@@ -708,6 +716,7 @@ TA_HIDDEN void *ta_os_map(const TAlloc_os *os, size_t size, size_t alignment);
 TA_HIDDEN void ta_os_unmap(const TAlloc_os *os, void *address, size_t size);
 TA_HIDDEN void *ta_os_remap(const TAlloc_os *os, void *address, size_t old_size, size_t new_size);
 TA_HIDDEN bool ta_os_protect(const TAlloc_os *os, void *address, size_t size);
+TA_HIDDEN bool ta_os_purge(const TAlloc_os *os, void *address, size_t size);
 TA_HIDDEN void *ta_os_map_metadata(const TAlloc_os *os, size_t size);
 TA_HIDDEN void ta_os_unmap_metadata(const TAlloc_os *os, void *address, size_t size);
 TA_HIDDEN void ta_report(const ta_heap *heap, const ta_fault *fault); /* errno kept */

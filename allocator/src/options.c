@@ -81,6 +81,7 @@ static const size_option size_options[] = {
     {"retain", offsetof(TAlloc_config, retained_arena_count), 0, 1024},
     {"large_cache", offsetof(TAlloc_config, large_cache), 0, (size_t)1 << 40},
     {"quick", offsetof(TAlloc_config, quick), 0, (size_t)1 << 40},
+    {"purge", offsetof(TAlloc_config, purge), 0, (size_t)1 << 40},
 };
 
 /* One key=value item; false when the key is unknown or the value is bad. */
@@ -160,6 +161,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, (uint64_t)config->large_cache);
     ta_text_str(&t, " quick=");
     ta_text_u64(&t, (uint64_t)config->quick);
+    ta_text_str(&t, " purge=");
+    ta_text_u64(&t, (uint64_t)config->purge);
     ta_text_str(&t, "\n");
     ta_write_all(2, line, t.used);
 }

@@ -60,12 +60,19 @@ static int os_protect(void *ctx, void *address, size_t size)
     return mprotect(address, size, PROT_NONE);
 }
 
+static int os_purge(void *ctx, void *address, size_t size)
+{
+    (void)ctx;
+    return madvise(address, size, MADV_DONTNEED);
+}
+
 static const TAlloc_os default_os = {
     .map = os_map,
     .unmap = os_unmap,
     .map_aligned = os_map_aligned,
     .remap = os_remap,
     .protect = os_protect,
+    .purge = os_purge,
 };
 
 const TAlloc_os *TAlloc_os_default(void)
@@ -103,6 +110,14 @@ bool ta_os_protect(const TAlloc_os *os, void *address, size_t size)
 {
     int saved = errno;
     bool ok = os->protect && os->protect(os->ctx, address, size) == 0;
+    errno = saved;
+    return ok;
+}
+
+bool ta_os_purge(const TAlloc_os *os, void *address, size_t size)
+{
+    int saved = errno;
+    bool ok = os->purge && os->purge(os->ctx, address, size) == 0;
     errno = saved;
     return ok;
 }

@@ -158,6 +158,8 @@ typedef struct th_config {
     size_t large_cache;        /* TAlloc_config large_cache (default: TAlloc's) */
     size_t quick;              /* TAlloc_config quick (default 4096: small enough that the
                                   bound is met and frees past it merge at once) */
+    size_t purge;              /* TAlloc_config purge (default 4096: a free chunk of a page or
+                                  two gives its pages back, and they read as zero after) */
     th_hooks hooks;
 } th_config;
 

@@ -37,6 +37,7 @@ void th_config_init(th_config *config)
         .stop_at_failure = true,
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
         .quick = 4096,
+        .purge = 4096,
     };
 }
 
@@ -153,6 +154,14 @@ static int run_protect(void *ctx, void *address, size_t size)
 {
     (void)ctx;
     return TAlloc_os_default()->protect(NULL, address, size);
+}
+
+/* The kernel's own purge: the pages read as zero afterwards, so a purge that reaches a live
+   block, a header or an index word shows as damage to the checks. */
+static int run_purge(void *ctx, void *address, size_t size)
+{
+    (void)ctx;
+    return TAlloc_os_default()->purge(NULL, address, size);
 }
 
 /* The heap's own tables: refused like arena maps, counted, not reported to on_map. */
@@ -427,10 +436,11 @@ static bool create_heap(th_run *run)
     config.quarantine = run->config->quarantine;
     config.large_cache = run->config->large_cache;
     config.quick = run->config->quick;
+    config.purge = run->config->purge;
     config.os = (TAlloc_os){.map = run_map, .unmap = run_unmap, .ctx = run,
                             .map_aligned = run_map_aligned, .remap = run_remap,
                             .protect = run_protect, .map_metadata = run_map_metadata,
-                            .unmap_metadata = run_unmap_metadata};
+                            .unmap_metadata = run_unmap_metadata, .purge = run_purge};
     config.error_handler = run_error;
     config.error_ctx = run;
     run->heap = TAlloc_heap_create(&config);
