@@ -8,7 +8,8 @@
  *   - the budget: a free merging into that chunk right after purges nothing, nor do frees
  *     that leave small chunks; once as many bytes have been freed again, the next free that
  *     leaves a large chunk purges;
- *   - never: with purge = 0, with junk, without os.purge, for a chunk below the bound;
+ *   - never: with purge = 0, with junk, without os.purge, for a chunk below the bound, for
+ *     an arena a free leaves empty (kept for the next blocks);
  *   - the heap afterwards: the check is clean, live neighbours keep their bytes, the purged
  *     memory is handed out again and holds what is written to it;
  *   - the default OS layer: the purged pages are no longer resident (mincore).
@@ -188,6 +189,22 @@ static void case_never(void)
     }
 }
 
+/* An arena emptied by a free is kept for the next blocks, not purged. */
+static void case_empty_arena(void)
+{
+    TAlloc_heap *heap = purge_heap(PURGE, 0, 1);
+    for (int round = 0; round < 4; round++) {
+        unsigned char *big = TAlloc_heap_malloc(heap, 600 * 1024);
+        EXPECT(big != NULL, "a block of most of the arena");
+        memset(big, round, 600 * 1024);
+        TAlloc_heap_free(heap, big); /* the arena is one free chunk again */
+    }
+    EXPECT(purges.calls == 0 && purged_events(heap) == 0, "an emptied arena: %d calls",
+           purges.calls);
+    EXPECT_HEAP_OK(heap, "empty arena");
+    TAlloc_heap_destroy(heap);
+}
+
 /* The default OS layer: the pages go (mincore sees them not resident), and come back as
    the program touches them again. */
 static void case_pages_leave(void)
@@ -223,6 +240,7 @@ int main(void)
 {
     case_range_and_budget();
     case_never();
+    case_empty_arena();
     case_pages_leave();
     return test_summary(test_name);
 }

@@ -307,12 +307,15 @@ void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged, bool
  * refault what was just given back. The budget keeps the calls to one per config.purge bytes
  * freed; the bound keeps them to chunks whose pages the program is unlikely to take again at
  * once (a growing block that keeps coming back to the same free space refaults the pages
- * each time they are purged under it). */
-void ta_heap_purge(ta_heap *heap, ta_chunk *merged, size_t freed)
+ * each time they are purged under it). An emptied arena is not purged: it is retained to
+ * serve the next blocks at once, as a large block freed and allocated again in a loop does;
+ * the retain option bounds what stays mapped that way. */
+void ta_heap_purge(ta_heap *heap, const ta_arena *arena, ta_chunk *merged, size_t freed)
 {
     size_t bound = heap->config.purge, size = ta_chunk_size(merged);
     heap->dirty_bytes += freed;
-    if (bound == 0 || size < bound || heap->dirty_bytes < bound || heap->config.os.purge == NULL)
+    if (bound == 0 || size < bound || heap->dirty_bytes < bound || heap->config.os.purge == NULL ||
+        ((merged->size_word & TA_FIRST) && ta_arena_is_whole(arena, merged)))
         return;
     heap->dirty_bytes = 0;
     uintptr_t start = ta_align_up((uintptr_t)merged + sizeof(ta_chunk) + bound / 4, heap->page_size);

@@ -659,9 +659,9 @@ TA_HIDDEN void ta_heap_zero(ta_chunk *block, bool is_fresh);
 /* After a free produced `merged`: an arena left empty is released or retained. */
 /* After a free of `freed` chunk bytes into the index that left the free chunk `merged`: gives
    the pages inside `merged` back to the OS layer when it holds config.purge bytes and as
-   many were freed since the last purge (heap.c, "purging"). The caller never asks with
-   junk: those pages must keep their pattern. */
-TA_HIDDEN void ta_heap_purge(ta_heap *heap, ta_chunk *merged, size_t freed);
+   many were freed since the last purge, unless it is all of `arena` (heap.c, "purging").
+   The caller never asks with junk: those pages must keep their pattern. */
+TA_HIDDEN void ta_heap_purge(ta_heap *heap, const ta_arena *arena, ta_chunk *merged, size_t freed);
 TA_HIDDEN void ta_heap_settle_arena(ta_heap *heap, ta_arena *arena, ta_chunk *merged,
                                     bool is_arena_empty);
 /* Unmaps every empty arena (retained, or kept by damage); returns how many. */

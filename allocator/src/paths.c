@@ -239,7 +239,7 @@ TA_INLINE bool release_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, boo
         h->fill_freed(merged, chunk, chunk_end);
     heap->stats.free_total++;
     if (!is_arena_empty && !(h && h->fill_freed)) /* junk must stay in the pages */
-        ta_heap_purge(heap, merged, usable + TA_HEADER_SIZE);
+        ta_heap_purge(heap, arena, merged, usable + TA_HEADER_SIZE);
     bool is_flushed = may_flush && heap->stats.quick_count > 0 &&
                       ta_chunk_size(merged) >= TA_FLUSH_MERGED;
     ta_heap_settle_arena(heap, arena, merged, is_arena_empty);
