@@ -275,6 +275,7 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
     if (c->quarantine)
         h->hold = hold;
     heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
+    heap->is_quick_plain = !(c->canary || c->junk || c->quarantine);
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

@@ -4,7 +4,8 @@
  * A quick list holds freed blocks of one chunk size, the block freed last first, still
  * counted apart from the free index (internal.h: TA_QUICK, the two link words). paths.c runs
  * them inside its full paths, which report what they find; the fast entries at the end run
- * the common case of malloc and free with nothing else around it: a heap without hardening,
+ * the common case of malloc and free with nothing else around it: a heap with no hardening
+ * option that acts on small blocks (guard alone acts on dedicated arenas only),
  * entered by the only thread of the process, a request a quick list serves. They verify what
  * the full path verifies before they change anything, and on any doubt change nothing and
  * say no, so that the caller takes the full path, which finds the same thing and reports it.
@@ -94,7 +95,7 @@ TA_QUICK_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
 /* Whether the fast entries may run on `heap` now. */
 TA_QUICK_INLINE bool ta_quick_may_run(const ta_heap *heap)
 {
-    return ta_heap_is_alone(heap) && heap->hardening == NULL;
+    return ta_heap_is_alone(heap) && heap->is_quick_plain;
 }
 
 /* malloc(size) from its quick list: the payload, or NULL for "take the full path". */
