@@ -27,9 +27,9 @@ extern "C" {
 
 /* The version of this header; TAlloc_version() gives the library's. */
 #define TALLOC_VERSION_MAJOR 0
-#define TALLOC_VERSION_MINOR 2
+#define TALLOC_VERSION_MINOR 3
 #define TALLOC_VERSION_PATCH 0
-#define TALLOC_VERSION_STRING "0.2.0"
+#define TALLOC_VERSION_STRING "0.3.0"
 #define TALLOC_VERSION (TALLOC_VERSION_MAJOR * 10000 + TALLOC_VERSION_MINOR * 100 + TALLOC_VERSION_PATCH)
 
 /* Attributes that let the compiler know what a call returns: a fresh block (malloc), its size
