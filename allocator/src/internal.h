@@ -69,6 +69,8 @@
 #include "talloc.h"
 
 #define TA_HIDDEN __attribute__((visibility("hidden")))
+/* For the hot paths' helpers, which must inline into one body (paths.c, quick.h). */
+#define TA_INLINE static inline __attribute__((always_inline))
 /* The checker's code carries no fuzzer coverage (like check.c): its comparisons would only
    add noise to libFuzzer's feedback and dominate its time. */
 #if defined(__clang__)
@@ -303,6 +305,13 @@ static inline bool ta_chunk_is_valid(const ta_heap *heap, const ta_chunk *chunk)
     return ta_chunk_is_sealed(heap, chunk) &&
            (chunk->size_word & TA_FLAG_MASK & ~TA_KNOWN_FLAGS) == 0 &&
            (chunk->size_word & ~TA_FLAG_MASK) >= TA_MIN_CHUNK_SIZE;
+}
+
+/* A trusted header of a block the program holds: neither free nor held back (quick list,
+   quarantine). */
+static inline bool ta_chunk_is_block(const ta_heap *heap, const ta_chunk *chunk)
+{
+    return ta_chunk_is_valid(heap, chunk) && (chunk->size_word & (TA_FREE | TA_HELD)) == 0;
 }
 
 static inline size_t ta_chunk_size(const ta_chunk *c) { return (size_t)(c->size_word & ~TA_FLAG_MASK); }
@@ -639,7 +648,7 @@ static inline ta_chunk *ta_heap_validate(ta_heap *heap, const void *ptr, TAlloc_
     if (arena == NULL || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0)
         return ta_heap_invalid(heap, arena, ptr, if_free, fault);
     ta_chunk *chunk = ta_chunk_from_payload(ptr); /* inside the arena: no wrap */
-    if (!ta_chunk_is_valid(heap, chunk) || (chunk->size_word & (TA_FREE | TA_HELD)))
+    if (!ta_chunk_is_block(heap, chunk))
         return ta_heap_invalid(heap, arena, ptr, if_free, fault);
     if (owner)
         *owner = arena;

@@ -15,11 +15,7 @@
 #include "quick.h"
 #include "track.h"
 
-#define TA_INLINE static inline __attribute__((always_inline))
-
 /* ---- quick lists (the list operations: quick.h) ---------------------------------------- */
-
-enum { QUICK_NEXT = TA_QUICK_NEXT, QUICK_MIRROR = TA_QUICK_MIRROR };
 
 /* Whether `c` may follow a chunk in the quick list of `size`: NULL (the end), or a quick
    chunk of that size whose header holds. */
@@ -38,8 +34,8 @@ __attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap
 {
     if (!ta_quick_is_head_whole(heap, c, size))
         return (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, c};
-    ta_chunk *next = ta_link_get(heap, &c->word[QUICK_NEXT]);
-    ta_chunk *mirror = ta_link_get(heap, &c->word[QUICK_MIRROR]);
+    ta_chunk *next = ta_link_get(heap, &c->word[TA_QUICK_NEXT]);
+    ta_chunk *mirror = ta_link_get(heap, &c->word[TA_QUICK_MIRROR]);
     if (next == mirror && next != NULL && ta_index_is_plausible(heap, next) &&
         !ta_chunk_is_valid(heap, next))
         return (ta_fault){TALLOC_ERROR_CORRUPTED_HEADER, next};
@@ -47,7 +43,7 @@ __attribute__((noinline, cold)) static ta_fault quick_damage(const ta_heap *heap
     bool is_mirror_damaged = next != mirror && is_next_ok &&
                              (mirror == c || !is_quick_link(heap, mirror, size));
     return (ta_fault){TALLOC_ERROR_CORRUPTED_FREE_LIST,
-                      &c->word[is_mirror_damaged ? QUICK_MIRROR : QUICK_NEXT]};
+                      &c->word[is_mirror_damaged ? TA_QUICK_MIRROR : TA_QUICK_NEXT]};
 }
 
 /* The head of the quick list of chunk size `size` (not empty), taken out of it; NULL with

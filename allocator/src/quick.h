@@ -17,13 +17,11 @@
 #include "internal.h"
 #include "track.h"
 
-#define TA_QUICK_INLINE static inline __attribute__((always_inline))
-
 enum { TA_QUICK_NEXT = 0, TA_QUICK_MIRROR = 1 }; /* index words of a quick chunk */
 
 /* Whether `chunk`, the head of the quick list of chunk size `size`, has a trusted header
    that says so. */
-TA_QUICK_INLINE bool ta_quick_is_head_whole(const ta_heap *heap, const ta_chunk *chunk, size_t size)
+TA_INLINE bool ta_quick_is_head_whole(const ta_heap *heap, const ta_chunk *chunk, size_t size)
 {
     return ta_chunk_is_valid(heap, chunk) && (chunk->size_word & (TA_FREE | TA_HELD)) == TA_QUICK &&
            ta_chunk_size(chunk) == size;
@@ -33,7 +31,7 @@ TA_QUICK_INLINE bool ta_quick_is_head_whole(const ta_heap *heap, const ta_chunk 
    lies in an arena (ta_index_is_plausible). Quick chunks lie in standard arenas; while every
    standard arena is slotted (aligned to 1 << arena_shift), a `next` in the same aligned span
    as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup. */
-TA_QUICK_INLINE bool ta_quick_is_next_plausible(const ta_heap *heap, const ta_chunk *chunk,
+TA_INLINE bool ta_quick_is_next_plausible(const ta_heap *heap, const ta_chunk *chunk,
                                                 const ta_chunk *next, bool is_fast)
 {
     uintptr_t c = (uintptr_t)chunk, n = (uintptr_t)next;
@@ -48,7 +46,7 @@ TA_QUICK_INLINE bool ta_quick_is_next_plausible(const ta_heap *heap, const ta_ch
    header, its two link words and the place they name hold; NULL, nothing changed, otherwise.
    The chunk stays flagged TA_QUICK and counted until the caller decides. `is_fast`: as for
    ta_quick_is_next_plausible. */
-TA_QUICK_INLINE ta_chunk *ta_quick_pop(ta_heap *heap, size_t size, bool is_fast)
+TA_INLINE ta_chunk *ta_quick_pop(ta_heap *heap, size_t size, bool is_fast)
 {
     ta_chunk **head = &heap->quick_head[size / 16];
     ta_chunk *chunk = *head;
@@ -63,7 +61,7 @@ TA_QUICK_INLINE ta_chunk *ta_quick_pop(ta_heap *heap, size_t size, bool is_fast)
 }
 
 /* The quick chunk `chunk`, popped, becomes an allocated chunk again. */
-TA_QUICK_INLINE void ta_quick_unflag(ta_heap *heap, ta_chunk *chunk)
+TA_INLINE void ta_quick_unflag(ta_heap *heap, ta_chunk *chunk)
 {
     size_t size = ta_chunk_size(chunk);
     chunk->size_word &= ~TA_QUICK;
@@ -74,7 +72,7 @@ TA_QUICK_INLINE void ta_quick_unflag(ta_heap *heap, ta_chunk *chunk)
 
 /* Files the allocated chunk `chunk` at the head of its quick list (the caller verified its
    successor's header and that the list takes it). */
-TA_QUICK_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
+TA_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
 {
     size_t size = ta_chunk_size(chunk);
     ta_chunk **head = &heap->quick_head[size / 16];
@@ -93,13 +91,13 @@ TA_QUICK_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
  * before it returns. */
 
 /* Whether the fast entries may run on `heap` now. */
-TA_QUICK_INLINE bool ta_quick_may_run(const ta_heap *heap)
+TA_INLINE bool ta_quick_may_run(const ta_heap *heap)
 {
     return ta_heap_is_alone(heap) && heap->is_quick_plain;
 }
 
 /* malloc(size) from its quick list: the payload, or NULL for "take the full path". */
-TA_QUICK_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
+TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
 {
     if (size > TALLOC_QUICK_MAX_REQUEST || !ta_quick_may_run(heap))
         return NULL;
@@ -121,7 +119,7 @@ TA_QUICK_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
 }
 
 /* free(ptr) into its quick list: true when done, false for "take the full path". */
-TA_QUICK_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
+TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
 {
     if (!ta_quick_may_run(heap) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
         ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
@@ -129,8 +127,8 @@ TA_QUICK_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
     ta_chunk *chunk = ta_chunk_from_payload(ptr);
     ta_heap_enter_alone(heap);
     size_t size = ta_chunk_size(chunk);
-    bool is_taken = ta_chunk_is_valid(heap, chunk) && (chunk->size_word & (TA_FREE | TA_HELD)) == 0 &&
-                    ta_quick_has_room(heap, size) && ta_chunk_is_sealed(heap, ta_chunk_next(chunk));
+    bool is_taken = ta_chunk_is_block(heap, chunk) && ta_quick_has_room(heap, size) &&
+                    ta_chunk_is_sealed(heap, ta_chunk_next(chunk));
     if (__builtin_expect(is_taken, 1)) {
         ta_quick_file(heap, chunk);
         ta_track_free(ptr, size - TA_HEADER_SIZE);
