@@ -30,16 +30,20 @@ TA_INLINE bool ta_quick_is_head_whole(const ta_heap *heap, const ta_chunk *chunk
 /* Whether `next`, which the link of the quick chunk `chunk` names, is a header whose payload
    lies in an arena (ta_index_is_plausible). Quick chunks lie in standard arenas; while every
    standard arena is slotted (aligned to 1 << arena_shift), a `next` in the same aligned span
-   as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup. */
+   as `chunk` is in chunk's arena, and its offset there says it all, with no registry lookup.
+   A `next` in another span is looked up in the slot table (O(1)); the fast entries
+   (`is_fast`) stop there, the full paths ask the registry too. */
 TA_INLINE bool ta_quick_is_next_plausible(const ta_heap *heap, const ta_chunk *chunk,
                                                 const ta_chunk *next, bool is_fast)
 {
     uintptr_t c = (uintptr_t)chunk, n = (uintptr_t)next;
+    if ((n & (TALLOC_ALIGNMENT - 1)) != 0)
+        return false;
     if (((c ^ n) >> heap->arena_shift) != 0 || heap->unslotted_standard_count != 0)
-        return !is_fast && ta_index_is_plausible(heap, next);
+        return ta_arena_slotted(heap, ta_chunk_payload(next)) != NULL ||
+               (!is_fast && ta_index_is_plausible(heap, next));
     uintptr_t offset = n & (((uintptr_t)1 << heap->arena_shift) - 1);
-    return (n & (TALLOC_ALIGNMENT - 1)) == 0 && offset >= TA_ARENA_HEADER_SIZE &&
-           offset + TA_HEADER_SIZE < heap->arena_size - TA_FENCE_SIZE;
+    return offset >= TA_ARENA_HEADER_SIZE && offset + TA_HEADER_SIZE < heap->arena_size - TA_FENCE_SIZE;
 }
 
 /* Takes the head of the quick list of chunk size `size` (not empty) out of it, when its
