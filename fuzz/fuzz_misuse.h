@@ -20,7 +20,8 @@
  * Op: "damage K #B P" (TH_OP_DAMAGE: count K, block B, param P). #B picks the live block
  * (B % live count; the op is skipped when none is live). K % 10 is the kind, numbered as
  * below; K / 10 % 3 selects the call that meets an immediate damage: 0 free, 1 realloc,
- * 2 usable_size (K < 10: free), and the window of deferred damage. The numbering table:
+ * 2 usable_size (K < 10: free), and the window of deferred damage; for kind 7, K / 30 odd
+ * selects link_retarget. The numbering table:
  *
  *   K  name              damage                                       expected report
  *   0  double_free       free B through TAlloc (no report allowed),   double free (free); use
@@ -58,6 +59,18 @@
  *                        % 2 = 0: payload bytes 0-7) or prev link
  *                        (1: bytes 8-15) with mask[(P / 16) % 8];
  *                        skipped otherwise
+ *   7  link_retarget     (K / 30 odd) free B into a quick list      corrupted free list <B>
+ *                        (skipped when it merges instead), then XOR
+ *                        bytes P % 8 .. 7 (P / 8 % 2 = 0) or byte
+ *                        P % 8 alone (1) of both of its link words
+ *                        with mask[(P / 16) % 8]: both copies still
+ *                        agree, on an address moved by that delta;
+ *                        skipped unless every link the list can hold
+ *                        (NULL, or one of its chunks) moves outside
+ *                        every arena. Immediate: a malloc of B's size
+ *                        (without hardening the fast entry's pop) must
+ *                        report it and return NULL; with hardening the
+ *                        flush meets it
  *   8  canary_overflow   (canary heap only, else skipped) XOR the     canary corrupted <B +
  *                        1 + P % 16 bytes from B's requested size     requested size>, or <the
  *                        (not past its chunk) with                    stored size word> when
@@ -300,6 +313,7 @@ enum {
     ROW_FLIP_DEFERRED = DAMAGE_KIND_COUNT,
     ROW_OVERFLOW_DEFERRED,
     ROW_LINK_DEFERRED,
+    ROW_LINK_RETARGET,
     ROW_COUNT
 };
 
@@ -307,11 +321,12 @@ static const char *const row_names[ROW_COUNT] = {
     "double_free", "interior_free", "misaligned_free", "foreign_free", "flip_header",
     "overflow_next", "write_after_free", "link_overwrite", "canary_overflow",
     "double_free_after_frees", "flip_header deferred", "overflow_next deferred",
-    "link_overwrite deferred",
+    "link_overwrite deferred", "link_retarget",
 };
 
 static const damage_kind row_kinds[ROW_COUNT] = {
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, DAMAGE_FLIP_HEADER, DAMAGE_OVERFLOW_NEXT, DAMAGE_LINK_OVERWRITE,
+    DAMAGE_LINK_OVERWRITE,
 };
 
 typedef struct kind_stats {

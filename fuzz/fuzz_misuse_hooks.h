@@ -84,7 +84,12 @@ static void on_damage(void *ctx, th_run *run, size_t op_index, const th_op *op, 
     case DAMAGE_WRITE_AFTER_FREE:
         damage_write_after_free(m, run, op_index, size, call, op->param);
         break;
-    case DAMAGE_LINK_OVERWRITE: damage_link(m, run, op_index, index, block, call, op->param); break;
+    case DAMAGE_LINK_OVERWRITE:
+        if (op->count / (DAMAGE_KIND_COUNT * CALL_COUNT) % 2 == 1)
+            damage_retarget(m, run, op_index, index, block, op->param);
+        else
+            damage_link(m, run, op_index, index, block, call, op->param);
+        break;
     case DAMAGE_CANARY_OVERFLOW: damage_canary(m, run, op_index, block, size, call, op->param); break;
     default: damage_free_after_frees(m, run, op_index, index, block, call, op->param); break;
     }

@@ -390,6 +390,16 @@ static void probe_link(misuse *m, th_run *run, size_t op_index, bool is_forced)
     probe_damage(m, run, CALL_REALLOC, s.left.payload, usable, op_index, is_forced);
 }
 
+/* Frees the live block `block` (model index `index`) before damage to what the free leaves,
+   quarantine released: legitimate, so a report fails the run (false). */
+static bool free_for_damage(misuse *m, th_run *run, size_t index, unsigned char *block)
+{
+    TAlloc_heap_free(th_run_heap(run), block);
+    release_quarantine(m, run);
+    th_run_forget_block(run, index);
+    return !th_run_has_failed(run);
+}
+
 static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
                         unsigned char *block, misuse_call call, uint8_t param)
 {
@@ -399,10 +409,7 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
         stats[DAMAGE_LINK_OVERWRITE].skipped++;
         return;
     }
-    TAlloc_heap_free(heap, block); /* legitimate: a report fails the run */
-    release_quarantine(m, run);
-    th_run_forget_block(run, index);
-    if (th_run_has_failed(run))
+    if (!free_for_damage(m, run, index, block))
         return;
     s = locate(run, block);
     if (!s.is_found || !(s.chunk.is_free || s.chunk.is_quick) || s.chunk.payload != block) {
@@ -440,6 +447,149 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
                     row_names[d->row], (void *)block);
     else if (!is_deferred)
         probe_link(m, run, op_index, false);
+}
+
+/* ---- kind 7, K / 30 odd: both copies of a quick link retargeted by one XOR ---------------- */
+
+enum { RETARGET_MAX_ARENAS = 64, RETARGET_MAX_QUICK = 256, RETARGET_MARGIN = 64 };
+
+/* The arenas and the quick chunks of one payload size, from a walk. */
+typedef struct retarget_scan {
+    size_t size;
+    uintptr_t arena_from[RETARGET_MAX_ARENAS], arena_to[RETARGET_MAX_ARENAS];
+    size_t arena_count;
+    uintptr_t quick[RETARGET_MAX_QUICK]; /* headers */
+    size_t quick_count;
+    bool is_full;
+} retarget_scan;
+
+static int visit_retarget(void *ctx, const TAlloc_arena_info *arena, const TAlloc_chunk_info *chunk)
+{
+    retarget_scan *r = ctx;
+    if (chunk == NULL) {
+        if (r->arena_count == RETARGET_MAX_ARENAS) {
+            r->is_full = true;
+            return 1;
+        }
+        r->arena_from[r->arena_count] = (uintptr_t)arena->address;
+        r->arena_to[r->arena_count++] = (uintptr_t)arena->address + arena->size;
+    } else if (chunk->is_quick && chunk->size == r->size) {
+        if (r->quick_count == RETARGET_MAX_QUICK) {
+            r->is_full = true;
+            return 1;
+        }
+        r->quick[r->quick_count++] = (uintptr_t)chunk->address;
+    }
+    return 0;
+}
+
+/* Whether every link the quick list of B's size can hold (NULL or one of its chunks), moved
+   by `delta`, names a place outside every arena (with a margin): there TAlloc cannot take it
+   for a header, so the pop that meets it must report it. A delta that may land inside an
+   arena can name a real chunk (the list would be changed beyond any check) or bytes that a
+   later pop reads as a header: such a damage op is skipped. */
+static bool is_retarget_outside(th_run *run, size_t size, uintptr_t delta)
+{
+    static retarget_scan r;
+    r = (retarget_scan){.size = size};
+    TAlloc_heap_walk(th_run_heap(run), visit_retarget, &r);
+    if (r.is_full)
+        return false;
+    for (size_t q = 0; q <= r.quick_count; q++) {
+        uintptr_t moved = (q < r.quick_count ? r.quick[q] : 0) ^ delta;
+        for (size_t a = 0; a < r.arena_count; a++)
+            if (moved + RETARGET_MARGIN > r.arena_from[a] && moved < r.arena_to[a] + RETARGET_MARGIN)
+                return false;
+    }
+    return true;
+}
+
+/* The probe: malloc of B's size pops B first. Without hardening that is the fast entry's pop
+   (quick.h), which must decline and leave the report to the full path; the hardened heap's
+   flush meets B as kind 7's probe does. */
+static void probe_retarget(misuse *m, th_run *run, size_t size, size_t op_index)
+{
+    if (m->is_hardened) {
+        probe_link_by_flush(m, run, op_index, false);
+        return;
+    }
+    pending_damage *d = &m->damage;
+    m->is_probing = true;
+    m->report_count = 0;
+    m->error = TALLOC_ERROR_NONE;
+    m->address = NULL;
+    errno = 0;
+    void *p = TAlloc_heap_malloc(th_run_heap(run), size);
+    int error = errno;
+    m->is_probing = false;
+    if (p != NULL || error != ENOMEM) {
+        if (m->report_count > 0)
+            th_run_fail(run, TH_API, p, "malloc(%zu) returned %p, errno %d after a report", size,
+                        p, error);
+        else
+            miss(m, run, d->row, d->at, "%s of block %p (op %zu): malloc(%zu) returned %p "
+                 "without a report", row_names[d->row], (void *)d->block, d->op_index, size, p);
+        return;
+    }
+    if (m->report_count != 1 || !is_expected_report(d, d->error, d->address)) {
+        miss(m, run, d->row, d->address,
+             "%s of block %p (op %zu) by malloc(%zu): %zu report(s), first \"%s\" at %p; "
+             "expected \"%s\" at %p", row_names[d->row], (void *)d->block, d->op_index, size,
+             m->report_count, TAlloc_error_string(d->error), d->address,
+             TAlloc_error_string(d->want_error), d->want[0]);
+        return;
+    }
+    count_damage_detection(d, op_index, false);
+    end_damage(m, run);
+}
+
+/* B freed into a quick list (skipped otherwise); both of its link words XORed with the same
+   bytes, so that both still decode to one address, moved: the keyed encoding cannot tell
+   this from a true link, only the place it names can. Bytes P % 8 to 7 (P / 8 % 2 = 0) or
+   byte P % 8 alone (1) of each word, with mask[(P / 16) % 8]. Immediate. */
+static void damage_retarget(misuse *m, th_run *run, size_t op_index, size_t index,
+                            unsigned char *block, uint8_t param)
+{
+    TAlloc_heap *heap = th_run_heap(run);
+    chunk_place s = locate(run, block);
+    if (!s.is_found || s.is_dedicated) {
+        stats[ROW_LINK_RETARGET].skipped++;
+        return;
+    }
+    size_t from = param % 8u, to = param / 8u % 2u == 0 ? 8 : from + 1;
+    uintptr_t delta = 0;
+    for (size_t i = from; i < to; i++)
+        delta |= (uintptr_t)overflow_masks[param / 16u % 8u] << (8 * i);
+    /* the list B joins holds its chunks now, and B will name one of them or NULL */
+    if (!is_retarget_outside(run, s.chunk.size, delta)) {
+        stats[ROW_LINK_RETARGET].skipped++;
+        return;
+    }
+    if (!free_for_damage(m, run, index, block))
+        return;
+    s = locate(run, block);
+    if (!s.is_found || !s.chunk.is_quick || s.chunk.payload != block) {
+        stats[ROW_LINK_RETARGET].skipped++; /* merged into the free index instead */
+        return;
+    }
+    pending_damage *d = begin_damage(m, op_index, DAMAGE_LINK_OVERWRITE, block, block, 2 * LINK_SIZE);
+    d->row = ROW_LINK_RETARGET;
+    d->header = block - HEADER_SIZE;
+    d->want_error = TALLOC_ERROR_CORRUPTED_FREE_LIST;
+    d->want[0] = block; /* both copies agree: the link word itself is blamed */
+    d->want_count = 1;
+    memcpy(d->damaged, d->saved, 2 * LINK_SIZE);
+    for (size_t w = 0; w < 2; w++)
+        for (size_t i = from; i < to; i++)
+            d->damaged[w * LINK_SIZE + i] ^= overflow_masks[param / 16u % 8u];
+    stats[d->row].injected++;
+    write_owned(d->at, d->damaged, d->length);
+    if (TAlloc_heap_check(heap, NULL, NULL) == 0) {
+        th_run_fail(run, TH_DETECTION, d->at, "%s of block %p: TAlloc_heap_check found nothing",
+                    row_names[d->row], (void *)block);
+        return;
+    }
+    probe_retarget(m, run, s.chunk.size, op_index);
 }
 
 /* ---- kind 8: a write past the requested size, on a canary heap -------------------------- */

@@ -391,6 +391,19 @@ static void test_link_names_itself(size_t word, const char *what)
     TAlloc_heap_destroy(heap);
 }
 
+/* XORs `delta` into both link words of the kept block `b` (the words saved first): both still
+   decode alike, to an address moved by `delta`, as a stray write without the secret can make
+   them. */
+static void move_both_links(unsigned char *b, uintptr_t delta, uintptr_t saved[2])
+{
+    test_unpoison(b, 2 * sizeof saved[0]);
+    memcpy(saved, b, 2 * sizeof saved[0]);
+    for (int w = 0; w < 2; w++) {
+        uintptr_t damaged = saved[w] ^ delta;
+        memcpy(b + 8 * w, &damaged, sizeof damaged);
+    }
+}
+
 /* Both link words retargeted alike (XORed with the difference of two headers, which needs no
    secret) to name a kept block of another size: the block is taken, and the next request of
    its size finds a head of the wrong size, reports it and hands nothing out. */
@@ -404,13 +417,8 @@ static void test_link_names_other_size(void)
     TAlloc_heap_free(heap, c); /* a kept block of a smaller size */
     TAlloc_heap_free(heap, a);
     TAlloc_heap_free(heap, b); /* b names a, twice */
-    uintptr_t delta = (uintptr_t)(a - 16) ^ (uintptr_t)(c - 16), saved[2], damaged;
-    test_unpoison(b, sizeof saved);
-    memcpy(saved, b, sizeof saved);
-    for (int w = 0; w < 2; w++) {
-        damaged = saved[w] ^ delta;
-        memcpy(b + 8 * w, &damaged, sizeof damaged);
-    }
+    uintptr_t saved[2];
+    move_both_links(b, (uintptr_t)(a - 16) ^ (uintptr_t)(c - 16), saved);
     EXPECT(TAlloc_heap_check(heap, NULL, NULL) > 0, "the checker sees a block of another size");
     EXPECT(TAlloc_heap_malloc(heap, 48) == b && log.count == 0, "b is taken");
     errno = 0;
@@ -418,6 +426,33 @@ static void test_link_names_other_size(void)
     EXPECT(p == NULL && errno == ENOMEM, "the head of the wrong size is not handed out: %p", p);
     expect_one(&log, TALLOC_ERROR_CORRUPTED_HEADER, c - 16, "a head of another size");
     EXPECT(TAlloc_heap_malloc(heap, 16) == c && log.count == 0, "c is still its own size's");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+}
+
+/* Both link words of a quick block moved alike, 2^40 bytes away: they still agree, and name
+   no arena (another arena span, where the fast pop must look the address up and find
+   nothing). The pop that meets them reports the link, hands nothing out, and the list is
+   whole again once the words are. */
+static void test_link_moved_outside(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, &log);
+    unsigned char *a = TAlloc_heap_malloc(heap, 48), *b = TAlloc_heap_malloc(heap, 48);
+    void *g = TAlloc_heap_malloc(heap, 48);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b); /* b names a, twice */
+    uintptr_t saved[2];
+    move_both_links(b, (uintptr_t)1 << 40, saved);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) > 0, "the checker sees the moved link");
+    errno = 0;
+    void *p = TAlloc_heap_malloc(heap, 48);
+    EXPECT(p == NULL && errno == ENOMEM, "a block whose link names no arena is not handed out: %p", p);
+    expect_one(&log, TALLOC_ERROR_CORRUPTED_FREE_LIST, b, "the moved link");
+    memcpy(b, saved, sizeof saved);
+    EXPECT(TAlloc_heap_check(heap, NULL, NULL) == 0, "whole again");
+    EXPECT(TAlloc_heap_malloc(heap, 48) == b && TAlloc_heap_malloc(heap, 48) == a && log.count == 0,
+           "b, then a");
     TAlloc_heap_destroy(heap);
     (void)g;
 }
@@ -596,6 +631,7 @@ int main(void)
     test_link_names_itself(NEXT, "next link names its block");
     test_link_names_itself(MIRROR, "mirror link names its block");
     test_link_names_other_size();
+    test_link_moved_outside();
     test_double_free_after_flush();
     test_deeper_link();
     test_damaged_headers();
