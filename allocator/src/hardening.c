@@ -38,10 +38,29 @@ static uint64_t canary_key(const ta_heap *heap, const ta_chunk *chunk)
     return canary_key_of(heap->secret, chunk);
 }
 
+/* Byte i of a block's canary pattern: byte i % 8 of the pattern word, top bit set. The payload
+   is 16-byte aligned, so the word stores whole at every 8-byte aligned offset. */
+static uint64_t canary_word(uint64_t key)
+{
+    return key | 0x8080808080808080u;
+}
+
 static unsigned char canary_byte(uint64_t key, size_t i)
 {
     return (unsigned char)((key >> (8 * (i & 7))) | 0x80);
 }
+
+/* The pattern word as memory holds it, for whole-word stores and compares. */
+static uint64_t canary_stored_word(uint64_t key)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(canary_word(key));
+#else
+    return canary_word(key);
+#endif
+}
+
+typedef uint64_t __attribute__((may_alias)) canary_unit; /* an aligned word of the payload */
 
 /*
  * The stored request is the key XORed in, then put through a bijection whose every output bit
@@ -50,23 +69,23 @@ static unsigned char canary_byte(uint64_t key, size_t i)
  * word itself is reported rather than a size that looks right and moves the check.
  */
 enum { MIX_SHIFT = 32 }; /* x ^= x >> 32 is its own inverse */
-static const uint64_t mix_mul1 = 0xff51afd7ed558ccdu, mix_mul2 = 0xc4ceb9fe1a85ec53u;
-
-static uint64_t inverse_of(uint64_t odd) /* modulo 2^64, by Newton's iteration */
-{
-    uint64_t inv = odd; /* right in the low 3 bits; each step doubles that */
-    for (int i = 0; i < 5; i++)
-        inv *= 2 - odd * inv;
-    return inv;
-}
+#define MIX_MUL1 ((uint64_t)0xff51afd7ed558ccdu)
+#define MIX_MUL2 ((uint64_t)0xc4ceb9fe1a85ec53u)
+/* The inverse of an odd multiplier modulo 2^64 by Newton's iteration, as a constant: the
+   start is right in the low 3 bits, each step doubles that (3, 6, 12, 24, 48, 96). */
+#define MIX_NEWTON(odd, inv) ((uint64_t)(inv) * (2 - (uint64_t)(odd) * (uint64_t)(inv)))
+#define MIX_INVERSE(odd)                                                                   \
+    MIX_NEWTON(odd, MIX_NEWTON(odd, MIX_NEWTON(odd, MIX_NEWTON(odd, MIX_NEWTON(odd, odd)))))
+_Static_assert(MIX_MUL1 * MIX_INVERSE(MIX_MUL1) == 1, "inverse of the first multiplier");
+_Static_assert(MIX_MUL2 * MIX_INVERSE(MIX_MUL2) == 1, "inverse of the second multiplier");
 
 static uint64_t size_encode(uint64_t request, uint64_t key)
 {
     uint64_t x = request ^ key;
     x ^= x >> MIX_SHIFT;
-    x *= mix_mul1;
+    x *= MIX_MUL1;
     x ^= x >> MIX_SHIFT;
-    x *= mix_mul2;
+    x *= MIX_MUL2;
     x ^= x >> MIX_SHIFT;
     return x;
 }
@@ -74,9 +93,9 @@ static uint64_t size_encode(uint64_t request, uint64_t key)
 static uint64_t size_decode(uint64_t x, uint64_t key)
 {
     x ^= x >> MIX_SHIFT;
-    x *= inverse_of(mix_mul2);
+    x *= MIX_INVERSE(MIX_MUL2);
     x ^= x >> MIX_SHIFT;
-    x *= inverse_of(mix_mul1);
+    x *= MIX_INVERSE(MIX_MUL1);
     x ^= x >> MIX_SHIFT;
     return x ^ key;
 }
@@ -87,27 +106,40 @@ static uint64_t *size_slot(const ta_chunk *chunk)
     return (uint64_t *)((char *)chunk + ta_chunk_size(chunk) - 8);
 }
 
+/* Payload offset of the size word: the canary bytes run from the request to there. */
+static size_t canary_end(const ta_chunk *chunk)
+{
+    return ta_chunk_size(chunk) - TA_HEADER_SIZE - 8;
+}
+
 void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t request)
 {
-    uint64_t key = canary_key(heap, chunk);
+    uint64_t key = canary_key(heap, chunk), word = canary_stored_word(key);
     unsigned char *p = ta_chunk_payload(chunk);
-    unsigned char *end = (unsigned char *)size_slot(chunk);
-    for (size_t i = request; p + i < end; i++)
+    size_t i = request, end = canary_end(chunk);
+    for (; i < end && (i & 7) != 0; i++)
         p[i] = canary_byte(key, i);
+    for (; i < end; i += 8)
+        *(canary_unit *)(p + i) = word;
     *size_slot(chunk) = size_encode(request, key);
 }
 
 const void *ta_canary_damage(const ta_heap *heap, const ta_chunk *chunk, size_t *request)
 {
-    uint64_t key = canary_key(heap, chunk);
+    uint64_t key = canary_key(heap, chunk), word = canary_stored_word(key);
     const unsigned char *p = ta_chunk_payload(chunk);
-    const unsigned char *end = (const unsigned char *)size_slot(chunk);
-    size_t n = (size_t)size_decode(*size_slot(chunk), key);
-    if (n > (size_t)(end - p) - 1)
+    size_t n = (size_t)size_decode(*size_slot(chunk), key), end = canary_end(chunk);
+    if (n > end - 1)
         return size_slot(chunk); /* the size word itself was overwritten */
-    for (size_t i = n; p + i < end; i++)
+    size_t i = n;
+    for (; i < end && (i & 7) != 0; i++)
         if (p[i] != canary_byte(key, i))
             return p + i;
+    for (; i < end; i += 8)
+        if (*(const canary_unit *)(p + i) != word)
+            for (size_t j = i;; j++)
+                if (p[j] != canary_byte(key, j))
+                    return p + j;
     *request = n;
     return NULL;
 }
