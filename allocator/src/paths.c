@@ -106,7 +106,7 @@ __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
                 if (damage)
                     *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
             }
-            ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
+            ta_arena *arena = ta_arena_owner(heap, ta_chunk_payload(chunk));
             heap->stats.free_total--; /* counted when the program freed it */
             if (!release_path(heap, chunk, arena, true, false, fault, h)) {
                 heap->stats.free_total++;
@@ -469,7 +469,7 @@ void ta_paths_flush(ta_heap *heap, ta_fault *fault)
 /* The quarantine's way to free what it lets go (hardening.c): the whole path but the hold. */
 static bool ta_paths_release(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
-    ta_arena *arena = ta_arena_find(heap, ta_chunk_payload(chunk));
+    ta_arena *arena = ta_arena_owner(heap, ta_chunk_payload(chunk));
     if (ta_quick_takes(heap, chunk, arena))
         return quick_free(heap, chunk, true, fault, heap->hardening);
     return release_path(heap, chunk, arena, true, true, fault, heap->hardening);
