@@ -592,6 +592,37 @@ static void test_canary_and_quarantine(void)
     (void)g2;
 }
 
+/* With canary alone the quick lists serve the single thread's calls whole (quick.h): a reused
+   block gets its canary written again for its new request, the free verifies it, and a
+   write past the request of a reused block is reported by its free, the block not kept. */
+static void test_canary_reuse(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = hardened_heap(1, 0, 0, &log);
+    void *g = TAlloc_heap_malloc(heap, 16);
+    unsigned char *a = TAlloc_heap_malloc(heap, 55);
+    TAlloc_heap_free(heap, a);
+    EXPECT(view(heap, a).is_quick, "kept");
+    for (size_t request = 55; request >= 40; request--) { /* 16 + request + 9 -> 80 each */
+        unsigned char *b = TAlloc_heap_malloc(heap, request);
+        EXPECT(b == a, "request %zu reuses the kept block: %p", request, (void *)b);
+        EXPECT(TAlloc_heap_usable_size(heap, b) == request, "usable size %zu", request);
+        memset(b, 0x5a, request);
+        EXPECT_HEAP_OK(heap, "canary of a reused block");
+        TAlloc_heap_free(heap, b);
+        EXPECT(log.count == 0 && view(heap, a).is_quick, "freed back without a report (%zu)", request);
+    }
+    unsigned char *b = TAlloc_heap_malloc(heap, 47);
+    EXPECT(b == a, "reused once more");
+    test_unpoison(b + 47, 1);
+    b[47] = 0; /* one past the request, into the canary written for 47 */
+    TAlloc_heap_free(heap, b);
+    expect_one(&log, TALLOC_ERROR_CANARY_CORRUPTED, b + 47, "canary of a reused block at the free");
+    EXPECT(!view(heap, b).is_quick, "a block whose canary failed is not kept");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+}
+
 /* A fork child re-keys the heap: the kept blocks' links still lead where they did. */
 static void test_fork_rekey(void)
 {
@@ -637,6 +668,7 @@ int main(void)
     test_damaged_headers();
     test_junk();
     test_canary_and_quarantine();
+    test_canary_reuse();
     test_fork_rekey();
     return test_summary(test_name);
 }

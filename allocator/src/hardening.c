@@ -307,7 +307,8 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
     if (c->quarantine)
         h->hold = hold;
     heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
-    heap->is_quick_plain = !(c->canary || c->junk || c->quarantine);
+    heap->is_quick_fast = !(c->junk || c->quarantine);
+    heap->quick_reserve = c->canary ? TA_CANARY_RESERVE : 0;
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

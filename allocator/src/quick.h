@@ -5,7 +5,8 @@
  * counted apart from the free index (internal.h: TA_QUICK, the two link words). paths.c runs
  * them inside its full paths, which report what they find; the fast entries at the end run
  * the common case of malloc and free with nothing else around it: a heap with no hardening
- * option that acts on small blocks (guard alone acts on dedicated arenas only),
+ * option that acts on small blocks but canary (guard alone acts on dedicated arenas only;
+ * the canary is written and verified as the full paths do),
  * entered by the only thread of the process, a request a quick list serves. They verify what
  * the full path verifies before they change anything, and on any doubt change nothing and
  * say no, so that the caller takes the full path, which finds the same thing and reports it.
@@ -97,15 +98,17 @@ TA_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
 /* Whether the fast entries may run on `heap` now. */
 TA_INLINE bool ta_quick_may_run(const ta_heap *heap)
 {
-    return ta_heap_is_alone(heap) && heap->is_quick_plain;
+    return ta_heap_is_alone(heap) && heap->is_quick_fast;
 }
 
-/* malloc(size) from its quick list: the payload, or NULL for "take the full path". */
+/* malloc(size) from its quick list: the payload, or NULL for "take the full path". With
+   canary the block's chunk has room for the canary, which is written as hand_out does. */
 TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
 {
-    if (size > TALLOC_QUICK_MAX_REQUEST || !ta_quick_may_run(heap))
+    size_t reserve = heap->quick_reserve;
+    if (size > TALLOC_QUICK_MAX_REQUEST - reserve || !ta_quick_may_run(heap))
         return NULL;
-    size_t need = ta_chunk_size_for(size);
+    size_t need = ta_chunk_size_for(size + reserve);
     if (heap->quick_head[need / 16] == NULL)
         return NULL;
     ta_heap_enter_alone(heap);
@@ -113,6 +116,8 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
     void *payload = NULL;
     if (__builtin_expect(block != NULL, 1)) {
         ta_quick_unflag(heap, block);
+        if (reserve != 0)
+            ta_canary_write(heap, block, size);
         ta_count(heap, TALLOC_EVENT_QUICK_REUSED);
         heap->stats.alloc_total++;
         payload = ta_chunk_payload(block);
@@ -130,9 +135,10 @@ TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
         return false;
     ta_chunk *chunk = ta_chunk_from_payload(ptr);
     ta_heap_enter_alone(heap);
-    size_t size = ta_chunk_size(chunk);
+    size_t size = ta_chunk_size(chunk), request;
     bool is_taken = ta_chunk_is_block(heap, chunk) && ta_quick_has_room(heap, size) &&
-                    ta_chunk_is_sealed(heap, ta_chunk_next(chunk));
+                    ta_chunk_is_sealed(heap, ta_chunk_next(chunk)) &&
+                    (heap->quick_reserve == 0 || ta_canary_damage(heap, chunk, &request) == NULL);
     if (__builtin_expect(is_taken, 1)) {
         ta_quick_file(heap, chunk);
         ta_track_free(ptr, size - TA_HEADER_SIZE);
