@@ -8,7 +8,7 @@
 
 static void configure(th_config *config)
 {
-    misuse_configure(config, "fuzz_misuse", false);
+    misuse_configure(config, "fuzz_misuse", false, false, false);
 }
 
 FUZZ_TARGET(fuzz_misuse, configure)

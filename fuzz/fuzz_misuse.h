@@ -1,6 +1,6 @@
 /*
  * fuzz_misuse.h - damage ops interleaved with the whole API, on a heap whose error handler is
- * installed (the harness forwards every report to the on_error hook). Two targets run it:
+ * installed (the harness forwards every report to the on_error hook). Three targets run it:
  *
  *   fuzz_misuse           a heap with the default options but the large-block cache (off:
  *                         damage is followed until its arena is unmapped, and the cache would
@@ -9,6 +9,8 @@
  *                         QUARANTINE blocks (the harness releases the quarantine after every
  *                         op, so it holds what one op freed); requests above 256 KiB are
  *                         skipped (junk fills every freed byte)
+ *   fuzz_misuse_canary    the same programs on a heap with canary alone: the fast entries
+ *                         (allocator/src/quick.h) still run, and write and verify canaries
  *
  * Property: TAlloc reports each damage no later than the first operation that meets it, with
  * the right error and address, and then leaves the damaged memory untouched; damage it does
@@ -257,7 +259,9 @@ typedef struct pending_damage {
 typedef struct misuse {
     th_run *run;             /* the current run (for on_unmap, which does not get it) */
     th_config *config;       /* the run's configuration */
-    bool is_hardened;        /* canary, junk and quarantine on */
+    bool has_canary;         /* the heap's hardening options */
+    bool has_junk;
+    bool has_quarantine;     /* of QUARANTINE blocks */
     bool is_probing;         /* inside a call of ours that may report */
     bool is_spoiled;         /* a miss was counted (TALLOC_MISUSE_COUNT_MISSES): hands off */
     size_t report_count;     /* reports during the last probing call */
@@ -475,7 +479,7 @@ static size_t probe_call(misuse *m, th_run *run, misuse_call call, void *ptr, si
     switch (call) {
     case CALL_FREE: /* with a quarantine, the free is complete when the block leaves it */
         TAlloc_heap_free(heap, ptr);
-        if (m->is_hardened)
+        if (m->has_quarantine)
             TAlloc_heap_release_quarantine(heap);
         break;
     case CALL_REALLOC: {
@@ -526,11 +530,11 @@ static size_t live_index(const th_run *run, const void *ptr)
     return SIZE_MAX;
 }
 
-/* Frees blocks the target owns; in the hardened heap the quarantine is released too, so the
-   next check sees live blocks only. */
+/* Frees blocks the target owns; with a quarantine it is released too, so the next check sees
+   live blocks only. */
 static void release_quarantine(const misuse *m, th_run *run)
 {
-    if (m->is_hardened)
+    if (m->has_quarantine)
         TAlloc_heap_release_quarantine(th_run_heap(run));
 }
 

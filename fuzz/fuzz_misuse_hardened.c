@@ -9,7 +9,7 @@
 
 static void configure(th_config *config)
 {
-    misuse_configure(config, "fuzz_misuse_hardened", true);
+    misuse_configure(config, "fuzz_misuse_hardened", true, true, true);
 }
 
 FUZZ_TARGET(fuzz_misuse_hardened, configure)

@@ -298,7 +298,8 @@ static void on_unmap(void *ctx, void *base, size_t size)
 }
 
 /* The configuration of both targets; also resets the hooks' state for the next input. */
-static void misuse_configure(th_config *config, const char *name, bool is_hardened)
+static void misuse_configure(th_config *config, const char *name, bool has_canary, bool has_junk,
+                             bool has_quarantine)
 {
     static bool is_initialized;
     if (!is_initialized) {
@@ -316,14 +317,14 @@ static void misuse_configure(th_config *config, const char *name, bool is_harden
     state = (misuse){.config = config};
     th_config_init(config);
     state.arena_size = config->arena_size;
-    state.is_hardened = is_hardened;
-    if (is_hardened) {
-        config->canary = 1;
-        config->junk = 1;
-        config->quarantine = QUARANTINE;
-        /* junk fills every freed byte: the largest blocks would cost most of the time */
+    state.has_canary = has_canary;
+    state.has_junk = has_junk;
+    state.has_quarantine = has_quarantine;
+    config->canary = has_canary;
+    config->junk = has_junk;
+    config->quarantine = has_quarantine ? QUARANTINE : 0;
+    if (has_junk) /* junk fills every freed byte: the largest blocks would cost most of the time */
         config->max_request = HARDENED_MAX_REQUEST;
-    }
     config->allowed_ops = ((1u << TH_OP_KIND_COUNT) - 1) & ~(1u << TH_OP_FAIL_MAPS);
     /* damage is followed until its arena is unmapped (on_unmap); the large-block cache would
        take a dedicated arena away with no unmap (its kept mapping is plain memory no damage

@@ -332,7 +332,7 @@ static void damage_header(misuse *m, th_run *run, size_t op_index, damage_kind k
     size_t target_usable = usable;
     /* a quarantine takes B and meets the next header only when it lets B go; that release
        would then keep B allocated with its canary junk-filled, for good: realloc(B) instead */
-    if (kind == DAMAGE_OVERFLOW_NEXT && call == CALL_FREE && m->is_hardened)
+    if (kind == DAMAGE_OVERFLOW_NEXT && call == CALL_FREE && m->has_quarantine)
         call = CALL_REALLOC;
     if (kind == DAMAGE_OVERFLOW_NEXT && call == CALL_USABLE_SIZE) {
         if (live_index(run, damaged_payload(d)) != SIZE_MAX) {
@@ -437,7 +437,7 @@ static void damage_link(misuse *m, th_run *run, size_t op_index, size_t index,
         th_run_set_checking(run, false);
         /* a quarantine meets the link only when it lets the freed left neighbour go, and
            would keep it allocated, canary junk-filled, for good: the target holds it */
-        if (m->is_hardened)
+        if (m->has_quarantine)
             hold(m, run, s.left.payload);
     }
     stats[d->row].injected++;
@@ -504,12 +504,14 @@ static bool is_retarget_outside(th_run *run, size_t size, uintptr_t delta)
     return true;
 }
 
-/* The probe: malloc of B's size pops B first. Without hardening that is the fast entry's pop
-   (quick.h), which must decline and leave the report to the full path; the hardened heap's
-   flush meets B as kind 7's probe does. */
+/* The probe: malloc of B's size pops B first. Without junk and quarantine that is the fast
+   entry's pop (quick.h), which must decline and leave the report to the full path; with
+   either, the flush meets B as kind 7's probe does. `size`: B's chunk payload. */
 static void probe_retarget(misuse *m, th_run *run, size_t size, size_t op_index)
 {
-    if (m->is_hardened) {
+    if (m->has_canary)
+        size -= CANARY_RESERVE; /* the request whose chunk, canary included, is B's */
+    if (m->has_junk || m->has_quarantine) {
         probe_link_by_flush(m, run, op_index, false);
         return;
     }
@@ -597,7 +599,7 @@ static void damage_retarget(misuse *m, th_run *run, size_t op_index, size_t inde
 static void damage_canary(misuse *m, th_run *run, size_t op_index, unsigned char *block,
                           size_t size, misuse_call call, uint8_t param)
 {
-    if (!m->is_hardened) {
+    if (!m->has_canary) {
         stats[DAMAGE_CANARY_OVERFLOW].skipped++;
         return;
     }
@@ -669,7 +671,7 @@ static void probe_junk(misuse *m, th_run *run, size_t op_index)
 {
     pending_damage *d = &m->damage;
     TAlloc_heap *heap = th_run_heap(run);
-    size_t reserve = m->is_hardened ? CANARY_RESERVE : 0, count = 0;
+    size_t reserve = m->has_canary ? CANARY_RESERVE : 0, count = 0;
     void **taken = NULL;
     chunk_place s = locate(run, d->at);
     size_t left_size = 0;
@@ -752,7 +754,7 @@ static void damage_write_after_free(misuse *m, th_run *run, size_t op_index, siz
     if (th_run_has_failed(run))
         return;
     if (m->is_watched_unmapped || usable <= LINKS_AND_MARK + FOOTER ||
-        (m->is_hardened && param == JUNK_BYTE)) {
+        (m->has_junk && param == JUNK_BYTE)) {
         k->skipped++;
         return;
     }
@@ -762,7 +764,7 @@ static void damage_write_after_free(misuse *m, th_run *run, size_t op_index, siz
     open_bytes(from, n);
     memset(from, param, n);
     close_bytes(from, n);
-    if (!m->is_hardened) {
+    if (!m->has_junk) {
         if (th_run_check(run, op_index))
             k->harmless++;
         return;
