@@ -355,6 +355,10 @@ TA_INLINE void *realloc_path(ta_heap *heap, void *ptr, size_t size, ta_fault *fa
         ta_track_resize(ta_chunk_payload(remapped), ta_chunk_size(remapped) - TA_HEADER_SIZE, size);
         return ta_chunk_payload(remapped);
     }
+    /* a remap that failed may have absorbed the arena's free tail into the block: its canary
+       (the request, `kept`) moves to the chunk's new end */
+    if (h && h->seal_block && ta_chunk_size(chunk) != usable + TA_HEADER_SIZE)
+        h->seal_block(heap, chunk, kept);
     if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE) {
         errno = EINVAL;
         return NULL;
