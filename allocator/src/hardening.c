@@ -38,26 +38,21 @@ static uint64_t canary_key(const ta_heap *heap, const ta_chunk *chunk)
     return canary_key_of(heap->secret, chunk);
 }
 
-/* Byte i of a block's canary pattern: byte i % 8 of the pattern word, top bit set. The payload
-   is 16-byte aligned, so the word stores whole at every 8-byte aligned offset. */
-static uint64_t canary_word(uint64_t key)
-{
-    return key | 0x8080808080808080u;
-}
-
+/* Byte i of a block's canary pattern: byte i % 8 of the pattern word, top bit set. */
 static unsigned char canary_byte(uint64_t key, size_t i)
 {
     return (unsigned char)((key >> (8 * (i & 7))) | 0x80);
 }
 
-/* The pattern word as memory holds it, for whole-word stores and compares. */
+/* The pattern word as memory holds it, for whole-word stores and compares: the payload is
+   16-byte aligned, so the word lies whole at every 8-byte aligned offset. */
 static uint64_t canary_stored_word(uint64_t key)
 {
+    uint64_t word = key | 0x8080808080808080u;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return __builtin_bswap64(canary_word(key));
-#else
-    return canary_word(key);
+    word = __builtin_bswap64(word);
 #endif
+    return word;
 }
 
 typedef uint64_t __attribute__((may_alias)) canary_unit; /* an aligned word of the payload */
@@ -308,7 +303,6 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
         h->hold = hold;
     heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
     heap->is_quick_fast = !(c->junk || c->quarantine);
-    heap->quick_reserve = c->canary ? TA_CANARY_RESERVE : 0;
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

@@ -230,7 +230,6 @@ struct TAlloc_heap {
     bool is_quick_fast;          /* no option but canary has a hook on a quick list's block
                                     (guard alone only touches dedicated arenas): the fast
                                     entries may run */
-    uint8_t quick_reserve;       /* bytes the fast entries add to a request: the canary's */
     ta_hardening hardening_table;
     ta_fault index_fault;        /* the first damage the free index met during this call
                                     (reported when the call ends), or none */

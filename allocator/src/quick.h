@@ -105,7 +105,8 @@ TA_INLINE bool ta_quick_may_run(const ta_heap *heap)
    canary the block's chunk has room for the canary, which is written as hand_out does. */
 TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
 {
-    size_t reserve = heap->quick_reserve;
+    const ta_hardening *h = &heap->hardening_table; /* canary's hooks, or none */
+    size_t reserve = h->reserve;
     if (size > TALLOC_QUICK_MAX_REQUEST - reserve || !ta_quick_may_run(heap))
         return NULL;
     size_t need = ta_chunk_size_for(size + reserve);
@@ -116,8 +117,8 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
     void *payload = NULL;
     if (__builtin_expect(block != NULL, 1)) {
         ta_quick_unflag(heap, block);
-        if (reserve != 0)
-            ta_canary_write(heap, block, size);
+        if (h->seal_block)
+            h->seal_block(heap, block, size);
         ta_count(heap, TALLOC_EVENT_QUICK_REUSED);
         heap->stats.alloc_total++;
         payload = ta_chunk_payload(block);
@@ -133,12 +134,13 @@ TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
     if (!ta_quick_may_run(heap) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
         ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
         return false;
+    const ta_hardening *h = &heap->hardening_table; /* canary's hooks, or none */
     ta_chunk *chunk = ta_chunk_from_payload(ptr);
     ta_heap_enter_alone(heap);
     size_t size = ta_chunk_size(chunk), request;
     bool is_taken = ta_chunk_is_block(heap, chunk) && ta_quick_has_room(heap, size) &&
                     ta_chunk_is_sealed(heap, ta_chunk_next(chunk)) &&
-                    (heap->quick_reserve == 0 || ta_canary_damage(heap, chunk, &request) == NULL);
+                    (h->check_block == NULL || h->check_block(heap, chunk, &request) == NULL);
     if (__builtin_expect(is_taken, 1)) {
         ta_quick_file(heap, chunk);
         ta_track_free(ptr, size - TA_HEADER_SIZE);
