@@ -1,6 +1,6 @@
 /*
  * fuzz_misuse.h - damage ops interleaved with the whole API, on a heap whose error handler is
- * installed (the harness forwards every report to the on_error hook). Three targets run it:
+ * installed (the harness forwards every report to the on_error hook). Four targets run it:
  *
  *   fuzz_misuse           a heap with the default options but the large-block cache (off:
  *                         damage is followed until its arena is unmapped, and the cache would
@@ -11,6 +11,9 @@
  *                         skipped (junk fills every freed byte)
  *   fuzz_misuse_canary    the same programs on a heap with canary alone: the fast entries
  *                         (allocator/src/quick.h) still run, and write and verify canaries
+ *   fuzz_misuse_junk      the same programs on a heap with junk alone: the fast entries
+ *                         junk-fill what they free and verify the junk of what they take
+ *                         (requests above 256 KiB skipped, as with fuzz_misuse_hardened)
  *
  * Property: TAlloc reports each damage no later than the first operation that meets it, with
  * the right error and address, and then leaves the damaged memory untouched; damage it does

@@ -111,12 +111,22 @@ __attribute__((noinline)) static void *locked_alloc(TAlloc_heap *heap, size_t si
     return p;
 }
 
-void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size)
+/* A malloc that the plain fast entry did not serve: the hooked one (canary, junk), else the
+   full path. */
+__attribute__((noinline)) static void *malloc_slow(TAlloc_heap *heap, size_t size)
 {
-    void *p = ta_quick_malloc(heap, size); /* the common case whole, with no call (quick.h) */
-    if (__builtin_expect(p != NULL, 1))
+    void *p = ta_quick_malloc(heap, size, TA_FAST_HOOKED);
+    if (p != NULL)
         return p;
     return locked_alloc(heap, size, TALLOC_ALIGNMENT, false);
+}
+
+void *TAlloc_heap_malloc(TAlloc_heap *heap, size_t size)
+{
+    void *p = ta_quick_malloc(heap, size, TA_FAST_PLAIN); /* the common case whole (quick.h) */
+    if (__builtin_expect(p != NULL, 1))
+        return p;
+    return malloc_slow(heap, size);
 }
 
 void *TAlloc_heap_calloc(TAlloc_heap *heap, size_t count, size_t size)
@@ -171,11 +181,18 @@ __attribute__((noinline)) static void locked_free(TAlloc_heap *heap, void *ptr)
     report_if(heap, &fault); /* a free leaves errno alone: ta_report keeps it */
 }
 
+/* A free that the plain fast entry did not take: the hooked one, else the full path. */
+__attribute__((noinline)) static void free_slow(TAlloc_heap *heap, void *ptr)
+{
+    if (!ta_quick_free(heap, ptr, TA_FAST_HOOKED))
+        locked_free(heap, ptr);
+}
+
 void TAlloc_heap_free(TAlloc_heap *heap, void *ptr)
 {
-    if (ptr == NULL || ta_quick_free(heap, ptr)) /* the common case whole (quick.h) */
+    if (ptr == NULL || ta_quick_free(heap, ptr, TA_FAST_PLAIN)) /* the common case (quick.h) */
         return;
-    locked_free(heap, ptr);
+    free_slow(heap, ptr);
 }
 
 void *TAlloc_heap_realloc(TAlloc_heap *heap, void *ptr, size_t size)

@@ -302,7 +302,9 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
     if (c->quarantine)
         h->hold = hold;
     heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
-    heap->is_quick_fast = !(c->junk || c->quarantine);
+    heap->fast_entries = c->quarantine            ? TA_FAST_NONE
+                         : c->canary || c->junk ? TA_FAST_HOOKED
+                                                : TA_FAST_PLAIN;
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

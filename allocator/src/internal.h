@@ -154,6 +154,8 @@ typedef struct TAlloc_heap ta_heap;
  * hooks of its options set; a heap with none has none, and runs the paths instantiated
  * without hooks (paths.c).
  */
+enum { TA_FAST_NONE, TA_FAST_PLAIN, TA_FAST_HOOKED }; /* ta_heap.fast_entries */
+
 typedef struct ta_hardening {
     size_t reserve;              /* bytes past each request (canary) */
     bool is_guarded;             /* dedicated arenas end at an inaccessible page (guard) */
@@ -227,9 +229,10 @@ struct TAlloc_heap {
     ta_keys keys;                /* ta_keys_of(secret) */
     const struct ta_index_ops *index;
     const ta_hardening *hardening; /* &hardening_table, or NULL: no option */
-    bool is_quick_fast;          /* no option but canary has a hook on a quick list's block
-                                    (guard alone only touches dedicated arenas): the fast
-                                    entries may run */
+    unsigned char fast_entries;  /* which fast entries (quick.h) may run: TA_FAST_PLAIN with
+                                    no hook on a quick list's block (no option, or guard alone,
+                                    which touches dedicated arenas only), TA_FAST_HOOKED with
+                                    canary or junk, TA_FAST_NONE with a quarantine */
     ta_hardening hardening_table;
     ta_fault index_fault;        /* the first damage the free index met during this call
                                     (reported when the call ends), or none */

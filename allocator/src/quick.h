@@ -4,12 +4,12 @@
  * A quick list holds freed blocks of one chunk size, the block freed last first, still
  * counted apart from the free index (internal.h: TA_QUICK, the two link words). paths.c runs
  * them inside its full paths, which report what they find; the fast entries at the end run
- * the common case of malloc and free with nothing else around it: a heap with no hardening
- * option that acts on small blocks but canary (guard alone acts on dedicated arenas only;
- * the canary is written and verified as the full paths do),
- * entered by the only thread of the process, a request a quick list serves. They verify what
- * the full path verifies before they change anything, and on any doubt change nothing and
- * say no, so that the caller takes the full path, which finds the same thing and reports it.
+ * the common case of malloc and free with nothing else around it: a heap without a
+ * quarantine (the hooks of canary and junk run as the full paths run them, in entries of
+ * their own so that a heap with no option runs none), entered by the only thread of the
+ * process, a request a quick list serves. They verify what the full path verifies before
+ * they change anything, and on any doubt change nothing and say no, so that the caller takes
+ * the full path, which finds the same thing and reports it.
  */
 #ifndef TALLOC_QUICK_H
 #define TALLOC_QUICK_H
@@ -95,29 +95,39 @@ TA_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
  * signal handler that calls in meanwhile takes the full path and is refused) and leaves it
  * before it returns. */
 
-/* Whether the fast entries may run on `heap` now. */
-TA_INLINE bool ta_quick_may_run(const ta_heap *heap)
+/* Whether the fast entries of kind `kind` (TA_FAST_PLAIN, TA_FAST_HOOKED) may run on `heap`
+   now. */
+TA_INLINE bool ta_quick_may_run(const ta_heap *heap, int kind)
 {
-    return ta_heap_is_alone(heap) && heap->is_quick_fast;
+    return heap->fast_entries == kind && ta_heap_is_alone(heap);
 }
 
-/* malloc(size) from its quick list: the payload, or NULL for "take the full path". With
-   canary the block's chunk has room for the canary, which is written as hand_out does. */
-TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
+/* malloc(size) from its quick list: the payload, or NULL for "take the full path". `kind` is
+   a constant, so the plain entries carry no hook: the hooked ones run the heap's table as
+   take_quick and hand_out do. With canary the block's chunk has room for the canary, which
+   is written for the request; with junk the head's junk is verified before it is taken (on
+   damage nothing changes and the full path reports it). */
+TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size, int kind)
 {
-    const ta_hardening *h = &heap->hardening_table; /* canary's hooks, or none */
-    size_t reserve = h->reserve;
-    if (size > TALLOC_QUICK_MAX_REQUEST - reserve || !ta_quick_may_run(heap))
+    const ta_hardening *h = &heap->hardening_table;
+    bool is_hooked = kind == TA_FAST_HOOKED;
+    size_t reserve = is_hooked ? h->reserve : 0;
+    if (!ta_quick_may_run(heap, kind) || size > TALLOC_QUICK_MAX_REQUEST - reserve)
         return NULL;
     size_t need = ta_chunk_size_for(size + reserve);
-    if (heap->quick_head[need / 16] == NULL)
+    ta_chunk *head = heap->quick_head[need / 16];
+    if (head == NULL)
         return NULL;
     ta_heap_enter_alone(heap);
     ta_chunk *block = ta_quick_pop(heap, need, true);
+    if (is_hooked && block != NULL && h->check_taken && h->check_taken(block, need) != NULL) {
+        heap->quick_head[need / 16] = block; /* back as it was: the full path reports */
+        block = NULL;
+    }
     void *payload = NULL;
     if (__builtin_expect(block != NULL, 1)) {
         ta_quick_unflag(heap, block);
-        if (h->seal_block)
+        if (is_hooked && h->seal_block)
             h->seal_block(heap, block, size);
         ta_count(heap, TALLOC_EVENT_QUICK_REUSED);
         heap->stats.alloc_total++;
@@ -128,22 +138,28 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size)
     return payload;
 }
 
-/* free(ptr) into its quick list: true when done, false for "take the full path". */
-TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr)
+/* free(ptr) into its quick list: true when done, false for "take the full path". Hooked:
+   the canary is verified first (on damage nothing changes), the freed bytes junk-filled
+   after, as quick_free does. */
+TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr, int kind)
 {
-    if (!ta_quick_may_run(heap) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
+    if (!ta_quick_may_run(heap, kind) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
         ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
         return false;
-    const ta_hardening *h = &heap->hardening_table; /* canary's hooks, or none */
+    const ta_hardening *h = &heap->hardening_table;
+    bool is_hooked = kind == TA_FAST_HOOKED;
     ta_chunk *chunk = ta_chunk_from_payload(ptr);
     ta_heap_enter_alone(heap);
     size_t size = ta_chunk_size(chunk), request;
     bool is_taken = ta_chunk_is_block(heap, chunk) && ta_quick_has_room(heap, size) &&
                     ta_chunk_is_sealed(heap, ta_chunk_next(chunk)) &&
-                    (h->check_block == NULL || h->check_block(heap, chunk, &request) == NULL);
+                    (!is_hooked || h->check_block == NULL ||
+                     h->check_block(heap, chunk, &request) == NULL);
     if (__builtin_expect(is_taken, 1)) {
         ta_quick_file(heap, chunk);
         ta_track_free(ptr, size - TA_HEADER_SIZE);
+        if (is_hooked && h->fill_freed)
+            h->fill_freed(chunk, chunk, ta_chunk_next(chunk));
         heap->stats.free_total++;
     }
     ta_heap_leave(heap, TA_SINGLE_THREADED);
