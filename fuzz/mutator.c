@@ -35,6 +35,7 @@ extern const fuzz_target fuzz_misuse_target __attribute__((weak));
 extern const fuzz_target fuzz_misuse_hardened_target __attribute__((weak));
 extern const fuzz_target fuzz_misuse_canary_target __attribute__((weak));
 extern const fuzz_target fuzz_misuse_junk_target __attribute__((weak));
+extern const fuzz_target fuzz_ops_hardened_target __attribute__((weak));
 
 enum {
     FALLBACK_ONE_IN = 4,  /* one call in four is LLVMFuzzerMutate's */
@@ -88,7 +89,8 @@ static uint32_t target_kinds(void)
     const fuzz_target *const candidates[] = {&fuzz_ops_target, &fuzz_oom_target,
                                              &fuzz_debug_print_target, &fuzz_placement_target,
                                              &fuzz_misuse_target, &fuzz_misuse_hardened_target,
-                                             &fuzz_misuse_canary_target, &fuzz_misuse_junk_target};
+                                             &fuzz_misuse_canary_target, &fuzz_misuse_junk_target,
+                                             &fuzz_ops_hardened_target};
     kinds = (1u << TH_OP_KIND_COUNT) - 1;
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
         if (candidates[i] != NULL && candidates[i]->configure != NULL) {

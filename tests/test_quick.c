@@ -189,7 +189,7 @@ static void test_size_limit(void)
     TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, NULL);
     void *largest = TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST);
     void *g1 = TAlloc_heap_malloc(heap, 16);
-    void *above = TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST + 1);
+    void *above = TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST + 8); /* 1072 bytes */
     void *g2 = TAlloc_heap_malloc(heap, 16);
     TAlloc_heap_free(heap, largest);
     TAlloc_heap_free(heap, above);
@@ -626,6 +626,72 @@ static void test_canary_reuse(void)
     (void)g;
 }
 
+/* With canary the quick lists keep a TALLOC_QUICK_MAX_REQUEST-byte request too: their largest
+   chunk is that request's with the canary's bytes on top, one class above the largest plain
+   one, and holds requests up to 1031 bytes. */
+static void test_canary_largest(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = hardened_heap(1, 0, 0, &log);
+    void *g = TAlloc_heap_malloc(heap, 16);
+    void *a = TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST);
+    void *above = TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST + 8); /* 1072 bytes */
+    void *g2 = TAlloc_heap_malloc(heap, 16);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, above);
+    EXPECT(view(heap, a).is_quick, "a canary block of %zu bytes is kept", TALLOC_QUICK_MAX_REQUEST);
+    EXPECT(view(heap, above).is_free, "one of %zu bytes merges", TALLOC_QUICK_MAX_REQUEST + 8);
+    EXPECT(TAlloc_heap_malloc(heap, TALLOC_QUICK_MAX_REQUEST) == a, "and reused");
+    EXPECT(TAlloc_heap_usable_size(heap, a) == TALLOC_QUICK_MAX_REQUEST, "its usable size");
+    EXPECT(log.count == 0, "no report");
+    EXPECT_HEAP_OK(heap, "canary, largest quick request");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+    (void)g2;
+}
+
+/* With a quarantine the free of a single thread is served whole (quick.h) while the block it
+   pushes out of the ring goes to its quick list whole: held blocks are not reused, the oldest
+   comes back after `quarantine` frees, junk in a held block is verified when it leaves (the
+   release then reported by the full path), a second free of a held block is a double free,
+   and a canary is verified before the block is held. */
+static void test_quarantine_fast(void)
+{
+    test_error_log log = {0};
+    TAlloc_heap *heap = hardened_heap(1, 1, 2, &log);
+    void *g = TAlloc_heap_malloc(heap, 16);
+    unsigned char *p[6];
+    for (int i = 0; i < 6; i++)
+        p[i] = TAlloc_heap_malloc(heap, 64);
+    TAlloc_heap_free(heap, p[0]);
+    TAlloc_heap_free(heap, p[1]);
+    EXPECT(!view(heap, p[0]).is_quick && !view(heap, p[1]).is_quick, "both held");
+    TAlloc_heap_free(heap, p[0]);
+    expect_one(&log, TALLOC_ERROR_DOUBLE_FREE, p[0], "a second free of a held block");
+    TAlloc_heap_free(heap, p[2]); /* pushes p[0] out */
+    EXPECT(view(heap, p[0]).is_quick && !view(heap, p[1]).is_quick, "the oldest is kept now");
+    EXPECT(log.count == 0, "no report");
+    EXPECT_HEAP_OK(heap, "quarantine, one release");
+    EXPECT(TAlloc_heap_malloc(heap, 64) == p[0], "and reused");
+    test_unpoison(p[1] + 40, 1);
+    p[1][40] = 'w'; /* into a held block */
+    TAlloc_heap_free(heap, p[3]); /* pushes p[1] out */
+    expect_one(&log, TALLOC_ERROR_WRITE_AFTER_FREE, p[1] + 40, "a held block's junk at its release");
+    EXPECT(view(heap, p[1]).is_quick, "released all the same");
+    test_unpoison(p[4] + 64, 1);
+    p[4][64] = 0; /* one past the request */
+    TAlloc_heap_free(heap, p[4]);
+    expect_one(&log, TALLOC_ERROR_CANARY_CORRUPTED, p[4] + 64, "the canary before the hold");
+    EXPECT(!view(heap, p[2]).is_quick && !view(heap, p[3]).is_quick, "nothing pushed out by it");
+    TAlloc_heap_free(heap, p[5]);
+    TAlloc_heap_free(heap, p[0]);
+    EXPECT(view(heap, p[2]).is_quick && view(heap, p[3]).is_quick, "two more releases");
+    EXPECT(log.count == 0, "no report");
+    EXPECT_HEAP_OK(heap, "quarantine");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+}
+
 /* A fork child re-keys the heap: the kept blocks' links still lead where they did. */
 static void test_fork_rekey(void)
 {
@@ -672,6 +738,8 @@ int main(void)
     test_junk();
     test_canary_and_quarantine();
     test_canary_reuse();
+    test_canary_largest();
+    test_quarantine_fast();
     test_fork_rekey();
     return test_summary(test_name);
 }

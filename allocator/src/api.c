@@ -181,10 +181,11 @@ __attribute__((noinline)) static void locked_free(TAlloc_heap *heap, void *ptr)
     report_if(heap, &fault); /* a free leaves errno alone: ta_report keeps it */
 }
 
-/* A free that the plain fast entry did not take: the hooked one, else the full path. */
+/* A free that the plain fast entry did not take: the hooked one or the quarantine's, else the
+   full path. */
 __attribute__((noinline)) static void free_slow(TAlloc_heap *heap, void *ptr)
 {
-    if (!ta_quick_free(heap, ptr, TA_FAST_HOOKED))
+    if (!ta_quick_free(heap, ptr, TA_FAST_HOOKED) && !ta_quick_free_held(heap, ptr))
         locked_free(heap, ptr);
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quick.h"
 #include "track.h"
 
 enum { JUNK_WORD_BYTES = 8 };
@@ -250,6 +251,49 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
     return true;
 }
 
+/* Whether the held block `old` goes to its quick list whole, as evict_oldest would send it
+   there with nothing to report: its header sound and quarantined, in a slotted (standard)
+   arena, room in the lists, its junk intact, its successor's header sound. */
+static bool is_quick_release(const ta_heap *heap, const ta_chunk *old)
+{
+    if (!ta_chunk_is_valid(heap, old) || (old->size_word & (TA_FREE | TA_HELD)) != TA_QUARANTINED ||
+        ta_arena_slotted(heap, ta_chunk_payload(old)) == NULL ||
+        !ta_quick_has_room(heap, ta_chunk_size(old)))
+        return false;
+    ta_chunk *after = ta_chunk_next(old);
+    if (heap->config.junk && ta_junk_damage(ta_chunk_payload(old), after) != NULL)
+        return false;
+    return ta_chunk_is_sealed(heap, after);
+}
+
+bool ta_quarantine_hold_fast(ta_heap *heap, ta_chunk *chunk)
+{
+    size_t capacity = heap->quarantine_capacity;
+    if (heap->quarantine == NULL)
+        return false; /* the full path maps the ring */
+    if (heap->quarantine_count == capacity) {
+        ta_chunk *old = heap->quarantine[heap->quarantine_head];
+        if (!is_quick_release(heap, old))
+            return false;
+        /* evict_oldest and quick_free: allocated again, then filed (its junk, just verified,
+           is all still there past the links the filing writes) */
+        ta_chunk_write(heap, old, ta_chunk_size(old), old->size_word & TA_KEPT);
+        ta_quick_file(heap, old);
+        heap->stats.free_total++;
+        heap->quarantine_head = heap->quarantine_head + 1 == capacity ? 0 : heap->quarantine_head + 1;
+        heap->quarantine_count--;
+    }
+    ta_chunk *after = ta_chunk_next(chunk);
+    ta_track_free(ta_chunk_payload(chunk), ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    if (heap->config.junk)
+        ta_junk_fill(ta_chunk_payload(chunk), after);
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    size_t tail = heap->quarantine_head + heap->quarantine_count;
+    heap->quarantine[tail >= capacity ? tail - capacity : tail] = chunk;
+    heap->quarantine_count++;
+    return true;
+}
+
 void ta_quarantine_release(ta_heap *heap, ta_fault *fault)
 {
     while (heap->quarantine_count > 0 && evict_oldest(heap, fault)) {
@@ -288,8 +332,10 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
     const TAlloc_config *c = &heap->config;
     ta_hardening *h = &heap->hardening_table;
     *h = (ta_hardening){.release = release};
+    heap->quick_max_chunk = TA_QUICK_MAX_CHUNK;
     if (c->canary) {
         h->reserve = TA_CANARY_RESERVE;
+        heap->quick_max_chunk = TA_QUICK_TOP_CHUNK;
         h->seal_block = ta_canary_write;
         h->check_block = ta_canary_damage;
     }
@@ -302,9 +348,8 @@ void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_
     if (c->quarantine)
         h->hold = hold;
     heap->hardening = c->canary || c->junk || h->is_guarded || c->quarantine ? h : NULL;
-    heap->fast_entries = c->quarantine            ? TA_FAST_NONE
-                         : c->canary || c->junk ? TA_FAST_HOOKED
-                                                : TA_FAST_PLAIN;
+    heap->fast_malloc = c->canary || c->junk ? TA_FAST_HOOKED : TA_FAST_PLAIN;
+    heap->fast_free = c->quarantine ? TA_FAST_HELD : heap->fast_malloc;
 }
 
 /* ---- the fork re-key ---------------------------------------------------------------------- */

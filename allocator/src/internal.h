@@ -107,11 +107,16 @@ typedef struct ta_chunk {
 } ta_chunk;
 
 enum { TA_RECENT = 16 }; /* dedicated arenas remembered after they are unmapped */
-/* Quick lists (paths.c): one per chunk size up to the chunk of TALLOC_QUICK_MAX_REQUEST
-   bytes, indexed by size / 16. */
+/* Quick lists (paths.c): one per chunk size up to the chunk of a TALLOC_QUICK_MAX_REQUEST-byte
+   request (with a canary's reserve, one class more: ta_heap.quick_max_chunk), indexed by
+   size / 16. */
+enum { TA_CANARY_RESERVE = 9 }; /* bytes a canary block needs past the request: the size word
+                                   and at least one canary byte */
 enum {
-    TA_QUICK_MAX_CHUNK = TALLOC_QUICK_MAX_REQUEST + TA_HEADER_SIZE,
-    TA_QUICK_CLASSES = TA_QUICK_MAX_CHUNK / 16 + 1,
+    TA_QUICK_MAX_CHUNK = TALLOC_QUICK_MAX_REQUEST + TA_HEADER_SIZE, /* with no canary */
+    TA_QUICK_TOP_CHUNK = (TALLOC_QUICK_MAX_REQUEST + TA_CANARY_RESERVE + 15) / 16 * 16 +
+                         TA_HEADER_SIZE, /* with canary */
+    TA_QUICK_CLASSES = TA_QUICK_TOP_CHUNK / 16 + 1,
     TA_FLUSH_MERGED = 65536, /* a free that merges into this many bytes flushes the lists */
 };
 
@@ -154,7 +159,9 @@ typedef struct TAlloc_heap ta_heap;
  * hooks of its options set; a heap with none has none, and runs the paths instantiated
  * without hooks (paths.c).
  */
-enum { TA_FAST_NONE, TA_FAST_PLAIN, TA_FAST_HOOKED }; /* ta_heap.fast_entries */
+/* ta_heap.fast_malloc, fast_free: none, with no hook, with canary's and junk's hooks, into the
+   quarantine (fast_free) */
+enum { TA_FAST_NONE, TA_FAST_PLAIN, TA_FAST_HOOKED, TA_FAST_HELD };
 
 typedef struct ta_hardening {
     size_t reserve;              /* bytes past each request (canary) */
@@ -229,10 +236,11 @@ struct TAlloc_heap {
     ta_keys keys;                /* ta_keys_of(secret) */
     const struct ta_index_ops *index;
     const ta_hardening *hardening; /* &hardening_table, or NULL: no option */
-    unsigned char fast_entries;  /* which fast entries (quick.h) may run: TA_FAST_PLAIN with
-                                    no hook on a quick list's block (no option, or guard alone,
-                                    which touches dedicated arenas only), TA_FAST_HOOKED with
-                                    canary or junk, TA_FAST_NONE with a quarantine */
+    unsigned char fast_malloc;   /* which fast entries (quick.h) may run: TA_FAST_PLAIN with */
+    unsigned char fast_free;     /* no hook on a quick list's block (no option but guard, which
+                                    touches dedicated arenas only, or quarantine, which acts on
+                                    the free alone), TA_FAST_HOOKED with canary or junk;
+                                    TA_FAST_HELD: a free with a quarantine */
     ta_hardening hardening_table;
     ta_fault index_fault;        /* the first damage the free index met during this call
                                     (reported when the call ends), or none */
@@ -251,6 +259,8 @@ struct TAlloc_heap {
     ta_arena *arena_slots_inline[1 << TA_INLINE_SLOT_BITS]; /* the first tables */
     ta_arena *arena_sorted_inline[TA_INLINE_SORTED];
     ta_chunk *quick_head[TA_QUICK_CLASSES]; /* quick lists, the block freed last first */
+    size_t quick_max_chunk;      /* their largest chunk: a TALLOC_QUICK_MAX_REQUEST-byte
+                                    request's, its canary included */
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     unsigned recent_next;
@@ -495,7 +505,7 @@ static inline size_t ta_quick_size(size_t quick_class) { return quick_class * 16
 /* Whether the quick lists take a freed block of `chunk` (in `arena`) now. */
 static inline bool ta_quick_has_room(const ta_heap *heap, size_t chunk_size)
 {
-    return chunk_size <= TA_QUICK_MAX_CHUNK &&
+    return chunk_size <= heap->quick_max_chunk &&
            heap->stats.quick_bytes + (chunk_size - TA_HEADER_SIZE) <= heap->config.quick;
 }
 static inline bool ta_quick_takes(const ta_heap *heap, const ta_chunk *chunk, const ta_arena *arena)
@@ -699,9 +709,11 @@ TA_HIDDEN int ta_walk_locked(const ta_heap *heap, TAlloc_walk_fn visit, void *ct
 /* Fills the heap's hook table from its config; `release` frees what the quarantine lets go. */
 TA_HIDDEN void ta_hardening_init(ta_heap *heap, bool (*release)(ta_heap *, ta_chunk *, ta_fault *));
 TA_HIDDEN void ta_quarantine_release(ta_heap *heap, ta_fault *fault);
+/* The quarantine's part of the fast free (quick.h): holds the block `chunk` (a trusted header,
+   its canary verified), first filing the oldest held block in its quick list when the ring is
+   full; false, nothing changed, when any of it needs the full path. */
+TA_HIDDEN bool ta_quarantine_hold_fast(ta_heap *heap, ta_chunk *chunk);
 #define TA_JUNK_BYTE 0xdf
-enum { TA_CANARY_RESERVE = 9 }; /* bytes a canary block needs past the request: the size word
-                                   and at least one canary byte */
 TA_HIDDEN void ta_canary_write(const ta_heap *heap, ta_chunk *chunk, size_t request);
 /* NULL when the canary and the stored size are intact (request set), else the first damaged
    byte. */

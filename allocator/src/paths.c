@@ -199,7 +199,7 @@ TA_INLINE void *alloc_path(ta_heap *heap, size_t size, size_t alignment, bool is
     size_t need = ta_chunk_size_for(size);
     size_t search = alignment > TALLOC_ALIGNMENT ? need + alignment + TA_MIN_CHUNK_SIZE : need;
     bool is_zeroed_memory = false;
-    ta_chunk *block = need <= TA_QUICK_MAX_CHUNK && alignment == TALLOC_ALIGNMENT &&
+    ta_chunk *block = need <= heap->quick_max_chunk && alignment == TALLOC_ALIGNMENT &&
                               heap->quick_head[need / 16] != NULL
                           ? take_quick(heap, need, h, fault)
                           : take_block(heap, need, search, alignment, h, &is_zeroed_memory, fault);

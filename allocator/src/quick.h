@@ -4,10 +4,10 @@
  * A quick list holds freed blocks of one chunk size, the block freed last first, still
  * counted apart from the free index (internal.h: TA_QUICK, the two link words). paths.c runs
  * them inside its full paths, which report what they find; the fast entries at the end run
- * the common case of malloc and free with nothing else around it: a heap without a
- * quarantine (the hooks of canary and junk run as the full paths run them, in entries of
- * their own so that a heap with no option runs none), entered by the only thread of the
- * process, a request a quick list serves. They verify what the full path verifies before
+ * the common case of malloc and free with nothing else around it (the hooks of canary and
+ * junk run as the full paths run them, in entries of their own so that a heap with no
+ * option runs none; a quarantine leaves every free to the full path), entered by the only
+ * thread of the process, a request a quick list serves. They verify what the full path verifies before
  * they change anything, and on any doubt change nothing and say no, so that the caller takes
  * the full path, which finds the same thing and reports it.
  */
@@ -95,11 +95,11 @@ TA_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
  * signal handler that calls in meanwhile takes the full path and is refused) and leaves it
  * before it returns. */
 
-/* Whether the fast entries of kind `kind` (TA_FAST_PLAIN, TA_FAST_HOOKED) may run on `heap`
-   now. */
-TA_INLINE bool ta_quick_may_run(const ta_heap *heap, int kind)
+/* Whether a fast entry of kind `kind` (TA_FAST_PLAIN, TA_FAST_HOOKED), which the heap allows
+   in `allowed` (its fast_malloc or fast_free), may run on `heap` now. */
+TA_INLINE bool ta_quick_may_run(const ta_heap *heap, unsigned char allowed, int kind)
 {
-    return heap->fast_entries == kind && ta_heap_is_alone(heap);
+    return allowed == kind && ta_heap_is_alone(heap);
 }
 
 /* malloc(size) from its quick list: the payload, or NULL for "take the full path". `kind` is
@@ -111,8 +111,8 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size, int kind)
 {
     const ta_hardening *h = &heap->hardening_table;
     bool is_hooked = kind == TA_FAST_HOOKED;
-    size_t reserve = is_hooked ? h->reserve : 0;
-    if (!ta_quick_may_run(heap, kind) || size > TALLOC_QUICK_MAX_REQUEST - reserve)
+    size_t reserve = is_hooked ? h->reserve : 0; /* quick_max_chunk has room for it */
+    if (!ta_quick_may_run(heap, heap->fast_malloc, kind) || size > TALLOC_QUICK_MAX_REQUEST)
         return NULL;
     size_t need = ta_chunk_size_for(size + reserve);
     ta_chunk *head = heap->quick_head[need / 16];
@@ -143,8 +143,8 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size, int kind)
    after, as quick_free does. */
 TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr, int kind)
 {
-    if (!ta_quick_may_run(heap, kind) || ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
-        ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
+    if (!ta_quick_may_run(heap, heap->fast_free, kind) ||
+        ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 || ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
         return false;
     const ta_hardening *h = &heap->hardening_table;
     bool is_hooked = kind == TA_FAST_HOOKED;
@@ -164,6 +164,25 @@ TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr, int kind)
     }
     ta_heap_leave(heap, TA_SINGLE_THREADED);
     return is_taken;
+}
+
+/* free(ptr) on a heap with a quarantine: the block held back, the oldest held block filed in
+   its quick list when the ring is full (ta_quarantine_hold_fast); true when done, false for
+   "take the full path". Its canary is verified first, as free_path does. */
+TA_INLINE bool ta_quick_free_held(ta_heap *heap, void *ptr)
+{
+    if (!ta_quick_may_run(heap, heap->fast_free, TA_FAST_HELD) ||
+        ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 || ta_arena_slotted(heap, ptr) == NULL)
+        return false;
+    const ta_hardening *h = &heap->hardening_table;
+    ta_chunk *chunk = ta_chunk_from_payload(ptr);
+    ta_heap_enter_alone(heap);
+    size_t request;
+    bool is_held = ta_chunk_is_block(heap, chunk) &&
+                   (h->check_block == NULL || h->check_block(heap, chunk, &request) == NULL) &&
+                   ta_quarantine_hold_fast(heap, chunk);
+    ta_heap_leave(heap, TA_SINGLE_THREADED);
+    return is_held;
 }
 
 #endif /* TALLOC_QUICK_H */

@@ -151,10 +151,13 @@ typedef struct th_config {
                                   so a supervising process can name the op that crashed */
     /* The heap's hardening options (TAlloc_config canary, junk, quarantine; default off).
        With a quarantine the harness releases it after every op (before after_op) and before
-       the final checks, so I7 and I8 see the live blocks only. */
+       the final checks, so I7 and I8 see the live blocks only; with keep_quarantine it
+       releases it before the final checks alone, and I7 counts the quarantined chunks apart
+       (no live block, at most `quarantine` of them). */
     int canary;
     int junk;
     size_t quarantine;
+    bool keep_quarantine;
     size_t large_cache;        /* TAlloc_config large_cache (default: TAlloc's) */
     size_t quick;              /* TAlloc_config quick (default 4096: small enough that the
                                   bound is met and frees past it merge at once) */

@@ -17,6 +17,7 @@ typedef struct chunk_list {
     TAlloc_chunk_info *data;
     size_t count;
     size_t capacity;
+    size_t quarantined;    /* chunks held by the quarantine, left out of `data` */
 } chunk_list;
 
 static void *grow(void *data, size_t *capacity, size_t needed, size_t item_size)
@@ -36,6 +37,10 @@ static int collect_allocated(void *ctx, const TAlloc_arena_info *arena, const TA
     chunk_list *list = ctx;
     if (chunk == NULL || chunk->is_free || chunk->is_quick)
         return 0;
+    if (chunk->is_quarantined) { /* freed: no live block (kept only with keep_quarantine) */
+        list->quarantined++;
+        return 0;
+    }
     list->data = grow(list->data, &list->capacity, list->count + 1, sizeof *list->data);
     list->data[list->count++] = *chunk;
     return 0;
@@ -78,10 +83,16 @@ static bool check_block(th_run *run, const th_block *b, const TAlloc_chunk_info 
 /* Every allocated chunk is exactly one live block and every live block one allocated chunk. */
 static void check_model(th_run *run)
 {
-    chunk_list chunks = {run->scratch_chunks, 0, run->scratch_chunk_capacity};
+    chunk_list chunks = {run->scratch_chunks, 0, run->scratch_chunk_capacity, 0};
     TAlloc_heap_walk(run->heap, collect_allocated, &chunks);
     run->scratch_chunks = chunks.data;
     run->scratch_chunk_capacity = chunks.capacity;
+    size_t held = run->config->keep_quarantine ? run->config->quarantine : 0;
+    if (chunks.quarantined > held) {
+        th_run_fail(run, TH_I7_MODEL, NULL, "%zu quarantined chunks, the quarantine holds %zu",
+                    chunks.quarantined, held);
+        return;
+    }
     if (chunks.count > 1)
         qsort(chunks.data, chunks.count, sizeof *chunks.data, by_payload);
     run->scratch_blocks = grow(run->scratch_blocks, &run->scratch_block_capacity,

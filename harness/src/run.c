@@ -461,7 +461,7 @@ static void run_op(th_run *run, const th_program *program, size_t i)
         *run->config->progress = i;
     if (is_allowed(run, (th_op_kind)op->kind))
         execute(run, op, &r);
-    if (run->config->quarantine)
+    if (run->config->quarantine && !run->config->keep_quarantine)
         TAlloc_heap_release_quarantine(run->heap);
     r.maps_failed = run->maps_failed_in_op;
     if (r.is_executed)

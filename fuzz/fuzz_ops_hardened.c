@@ -1,0 +1,25 @@
+/*
+ * fuzz_ops_hardened - fuzz_ops's programs (no damage) on a heap with canary, junk and a
+ * quarantine of 16 blocks that the harness keeps across ops (th_config keep_quarantine), so
+ * frees fill the ring and push its oldest block out into the quick lists, and one thread's
+ * calls run the fast entries with every hook (allocator/src/quick.h): the canary written and
+ * verified, junk filled and verified, blocks held and released. Property: a correct program
+ * gets no report (the heap has no error handler: a report aborts), I1-I7 after every op (the
+ * quarantined chunks counted apart), contents intact, and I8 after the final drain. Requests
+ * above 256 KiB are skipped (junk fills every freed byte).
+ */
+#include "fuzz_common.h"
+
+enum { HARDENED_QUARANTINE = 16 };
+
+static void configure(th_config *config)
+{
+    th_config_init(config);
+    config->canary = 1;
+    config->junk = 1;
+    config->quarantine = HARDENED_QUARANTINE;
+    config->keep_quarantine = true;
+    config->max_request = (size_t)256 << 10;
+}
+
+FUZZ_TARGET(fuzz_ops_hardened, configure)
