@@ -53,10 +53,12 @@
  *                        (and release the quarantine), fill its       must stay harmless (full
  *                        payload with the byte P from offset 24       check right after); with
  *                        (past the links and checker mark) to 8       junk: write after free
- *                        bytes before its chunk's end (the footer);   <scratch + 24> by the op
- *                        skipped when there is no such room, the      that hands that memory out
- *                        free unmapped the arena, or P is the junk
- *                        byte itself
+ *                        bytes before its chunk's end (the footer);   <first written byte> by
+ *                        with P & 0x80 only the one byte at offset    the op that hands that
+ *                        24 + (P & 0x7f) * 13 % (that range's         memory out
+ *                        length); skipped when there is no such
+ *                        room, the free unmapped the arena, or P is
+ *                        the junk byte itself
  *   7  link_overwrite    free B when the chunk before it is           corrupted free list <the
  *                        allocated (so B starts a free chunk: its     damaged link: B or B + 8>
  *                        own, or merged with a free successor), then
@@ -220,6 +222,7 @@ enum {
     JUNK_BYTE = 0xdf,       /* what junk fills freed payloads with */
     QUARANTINE = 8,         /* fuzz_misuse_hardened's quarantine; kind 9 frees up to 7 more */
     HARDENED_MAX_REQUEST = 256 << 10, /* ... and its largest request (4 MiB by default) */
+    SINGLE_BYTE_STRIDE = 13, /* kind 6 with P & 0x80: offset step of the one damaged byte */
     SAVED_MAX = 16,         /* damaged bytes a handler can restore */
     MAX_PROBE_ALLOCS = 4096, /* allocations of a forced junk probe */
     HISTOGRAM_SIZE = 64,    /* ops until detection; the last bucket: that many or more */

@@ -761,6 +761,10 @@ static void damage_write_after_free(misuse *m, th_run *run, size_t op_index, siz
     k->injected++;
     unsigned char *from = scratch + LINKS_AND_MARK;
     size_t n = usable - LINKS_AND_MARK - FOOTER;
+    if (param & 0x80) { /* one byte, at an offset P picks: the check must find a lone byte */
+        from += (size_t)(param & 0x7f) * SINGLE_BYTE_STRIDE % n;
+        n = 1;
+    }
     open_bytes(from, n);
     memset(from, param, n);
     close_bytes(from, n);

@@ -97,14 +97,21 @@ build_suite() {
 # The path ldconfig knows for a library name, or nothing.
 find_library() { ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n && !found { print $NF; found = 1 }' || true; }
 
-all_allocators=(glibc talloc jemalloc mimalloc tcmalloc)
+# talloc-hardened is TAlloc with every hardening option: it runs in the rotation like the
+# others, and its table compares it with TAlloc's defaults (the peers' table and the chart
+# leave it out).
+all_allocators=(glibc talloc jemalloc mimalloc tcmalloc talloc-hardened)
+peers=(talloc jemalloc mimalloc tcmalloc)
+hardened_options=canary=1:junk=1:guard=1:quarantine=256
 declare -A label=([glibc]=glibc [talloc]=TAlloc [jemalloc]=jemalloc [mimalloc]=mimalloc
-                  [tcmalloc]=tcmalloc)
+                  [tcmalloc]=tcmalloc [talloc-hardened]="TAlloc hardened")
+declare -A alloc_options=([talloc-hardened]=$hardened_options)
 declare -A library
 find_allocators() {
     library=([glibc]="" [talloc]=$build/allocator/libtallocator-malloc.so
              [jemalloc]=$(find_library libjemalloc.so.2) [mimalloc]=$(find_library libmimalloc.so.2)
-             [tcmalloc]=$(find_library libtcmalloc_minimal.so.4))
+             [tcmalloc]=$(find_library libtcmalloc_minimal.so.4)
+             [talloc-hardened]=$build/allocator/libtallocator-malloc.so)
     present=()
     for a in "${all_allocators[@]}"; do
         if [[ $a == glibc || -n ${library[$a]} ]]; then
@@ -169,7 +176,7 @@ run_workloads() {
             for ((i = 0; i < n; i++)); do
                 local a=${present[(i + r) % n]}
                 # shellcheck disable=SC2086 # extra is a word list
-                run_sample "${library[$a]}" "" "$build/bench/$exe" "$scale" $extra
+                run_sample "${library[$a]}" "${alloc_options[$a]:-}" "$build/bench/$exe" "$scale" $extra
                 check_checksum "$name" "$a"
                 echo "$((r + 1)),$name,$a,$s_ops,$s_seconds,$s_rss,$s_checksum" >>"$csv"
             done
@@ -241,7 +248,7 @@ workload_table() {
     load_medians w_rss "$out/workloads.csv" "2 3" 6
     load_medians w_ops "$out/workloads.csv" "2" 4
     local header="| workload | glibc time | glibc peak RSS |" rule="|---|---:|---:|"
-    for a in "${all_allocators[@]:1}"; do
+    for a in "${peers[@]}"; do
         header+=" ${label[$a]} time / RSS |"
         rule+="---:|"
     done
@@ -251,7 +258,7 @@ workload_table() {
         local name=${w%% *} g=${w_seconds[${w%% *}:glibc]}
         local row
         row="| $name | $(printf '%.3f s' "$g") | $(awk -v k="${w_rss[$name:glibc]}" 'BEGIN { printf "%.1f MiB", k / 1024 }') |"
-        for a in "${all_allocators[@]:1}"; do
+        for a in "${peers[@]}"; do
             if [[ -n ${w_seconds[$name:$a]:-} ]]; then
                 row+=" $(ratio "${w_seconds[$name:$a]}" "$g") / $(ratio "${w_rss[$name:$a]}" "${w_rss[$name:glibc]}") |"
             else
@@ -261,6 +268,19 @@ workload_table() {
         echo "$row $(ns_per_op "${w_seconds[$name:talloc]}" "${w_ops[$name]}") |"
     done
 }
+
+# TAlloc with every hardening option against TAlloc's defaults, from the same rotation.
+hardening_table() {
+    echo "| workload | TAlloc time | hardened time | time ratio | TAlloc peak RSS | hardened peak RSS | RSS ratio |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for w in "${workloads[@]}"; do
+        local name=${w%% *} t=${w_seconds[${w%% *}:talloc]} h=${w_seconds[${w%% *}:talloc-hardened]}
+        printf '| %s | %.3f s | %.3f s | %s | %s | %s | %s |\n' "$name" "$t" "$h" "$(ratio "$h" "$t")" \
+            "$(mib "${w_rss[$name:talloc]}")" "$(mib "${w_rss[$name:talloc-hardened]}")" \
+            "$(ratio "${w_rss[$name:talloc-hardened]}" "${w_rss[$name:talloc]}")"
+    done
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 declare -A c_seconds c_arenas c_ops
 scaling_tables() {
@@ -309,7 +329,8 @@ scaling_heading() { # NAME LIVE
 
 # docs/performance.png: per workload, a bar per allocator of its time ratio to glibc.
 draw_chart() {
-    local png=$1 data=$out/ratios.dat others=("${present[@]:1}")
+    local png=$1 data=$out/ratios.dat others=() a
+    for a in "${peers[@]}"; do [[ " ${present[*]} " == *" $a "* ]] && others+=("$a"); done
     command -v gnuplot >/dev/null || return 1
     ((${#others[@]})) || return 1
     {
@@ -425,6 +446,14 @@ Times are of the measured loop only (filling a live set before it is not include
 $(cat "$out/workloads.md")
 $( ((chart_ok)) && printf '\n![Wall time of each allocator relative to glibc, per workload](performance.png)\n')
 
+## Hardening
+
+The same samples for TAlloc with every hardening option at once
+(\`TALLOC_OPTIONS=$hardened_options\`, "hardened"), which ran in the rotation with the
+others, against TAlloc with its defaults; ratios are hardened / defaults.
+
+$(cat "$out/hardening.md")
+
 ## Scaling of TAlloc's policies
 
 \`bench_scaling\`: the churn of \`bench_churn\` (free a random live block, allocate 16..512
@@ -455,9 +484,12 @@ fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 workload_table >"$out/workloads.md"
+hardening_table >"$out/hardening.md"
 scaling_tables >"$out/scaling.md"
 {
     cat "$out/workloads.md"
+    echo
+    cat "$out/hardening.md"
     echo
     cat "$out/scaling.md"
     if ((programs)); then echo; cat "$out/programs.md"; fi

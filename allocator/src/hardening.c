@@ -24,7 +24,6 @@
 #include "quick.h"
 #include "track.h"
 
-enum { JUNK_WORD_BYTES = 8 };
 static const uint64_t junk_word = 0x0101010101010101u * TA_JUNK_BYTE;
 
 /* ---- canary -------------------------------------------------------------------------- */
@@ -168,17 +167,33 @@ void ta_junk_fill(void *from, void *to)
     TA_ASAN_POISON(from, n);
 }
 
-/* The first byte in [from, to) (8-byte aligned bounds) that is not junk, or NULL. */
+/* The first byte of the word at `w`, not all junk, that is not junk. */
+static const void *junk_byte_damage(const uint64_t *w)
+{
+    const unsigned char *b = (const unsigned char *)w;
+    int i = 0;
+    while (b[i] == TA_JUNK_BYTE)
+        i++;
+    return b + i;
+}
+
+/* The first byte in [from, to) (8-byte aligned bounds) that is not junk, or NULL. Whole runs
+   of JUNK_RUN words are compared at once, with no branch inside (the compiler vectorizes the
+   loop); a run that differs is then searched word by word. */
+enum { JUNK_RUN = 8 };
 const void *ta_junk_damage(const void *from, const void *to)
 {
-    for (const uint64_t *w = from; (const void *)w < to; w++) {
-        if (*w == junk_word)
-            continue;
-        const unsigned char *b = (const unsigned char *)w;
-        for (int i = 0; i < JUNK_WORD_BYTES; i++)
-            if (b[i] != TA_JUNK_BYTE)
-                return b + i;
+    const uint64_t *w = from, *end = to;
+    for (; end - w >= JUNK_RUN; w += JUNK_RUN) {
+        uint64_t diff = 0;
+        for (int i = 0; i < JUNK_RUN; i++)
+            diff |= w[i] ^ junk_word;
+        if (diff != 0)
+            break;
     }
+    for (; w < end; w++)
+        if (*w != junk_word)
+            return junk_byte_damage(w);
     return NULL;
 }
 
