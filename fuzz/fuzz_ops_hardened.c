@@ -1,6 +1,6 @@
 /*
  * fuzz_ops_hardened - fuzz_ops's programs (no damage) on a heap with canary, junk and a
- * quarantine of 16 blocks that the harness keeps across ops (th_config keep_quarantine), so
+ * quarantine of 16 blocks and 4 KiB that the harness keeps across ops (keep_quarantine), so
  * frees fill the ring and push its oldest block out into the quick lists, and one thread's
  * calls run the fast entries with every hook (allocator/src/quick.h): the canary written and
  * verified, junk filled and verified, blocks held and released. Property: a correct program
@@ -10,7 +10,9 @@
  */
 #include "fuzz_common.h"
 
-enum { HARDENED_QUARANTINE = 16 };
+/* 16 blocks, and at most 4 KiB of them: small blocks fill the ring, larger ones the bytes,
+   and a block above 4 KiB is not held */
+enum { HARDENED_QUARANTINE = 16, HARDENED_QUARANTINE_BYTES = 4096 };
 
 static void configure(th_config *config)
 {
@@ -18,6 +20,7 @@ static void configure(th_config *config)
     config->canary = 1;
     config->junk = 1;
     config->quarantine = HARDENED_QUARANTINE;
+    config->quarantine_bytes = HARDENED_QUARANTINE_BYTES;
     config->keep_quarantine = true;
     config->max_request = (size_t)256 << 10;
 }

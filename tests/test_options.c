@@ -198,12 +198,17 @@ static void test_verbose_and_sizes(void)
     EXPECT(exited_ok(&o), "status %d, stderr %s", o.status, o.err);
     EXPECT(strcmp(o.out, "stats=0 verbose=1 mapped=1048576 arenas=1\n") == 0, "out: %s", o.out);
     EXPECT(strcmp(o.err, "talloc: options stats=0 verbose=1 arena_size=1048576 retain=2 "
-                         "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 fork_rekey=1 "
-                         "large_cache=67108864 quick=1048576 purge=4194304\n") == 0,
+                         "policy=best-fit canary=0 junk=0 guard=0 quarantine=0 "
+                         "quarantine_bytes=33554432 fork_rekey=1 large_cache=67108864 "
+                         "quick=1048576 purge=4194304\n") == 0,
            "err: %s", o.err);
     o = run("config", "verbose=1:canary=1:junk=1:guard=1:quarantine=64:fork_rekey=0");
-    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 fork_rekey=0 large_cache=") != NULL,
+    EXPECT(strstr(o.err, " canary=1 junk=1 guard=1 quarantine=64 quarantine_bytes=33554432 "
+                         "fork_rekey=0 large_cache=") != NULL,
            "hardening options: %s", o.err);
+    o = run("config", "verbose=1:quarantine=64:quarantine_bytes=2m");
+    EXPECT(strstr(o.err, " quarantine=64 quarantine_bytes=2097152 ") != NULL,
+           "quarantine's byte bound: %s", o.err);
 
     /* ',' separates too; k and g suffixes; sizes are rounded up to whole pages */
     o = run("config", "arena_size=100k,verbose=1");
@@ -245,6 +250,7 @@ static void test_bad_options(void)
         {"junk=2", "talloc: TALLOC_OPTIONS: bad value in 'junk=2' ignored\n"},
         {"guard=x", "talloc: TALLOC_OPTIONS: bad value in 'guard=x' ignored\n"},
         {"quarantine=99999999", "talloc: TALLOC_OPTIONS: bad value in 'quarantine=99999999' ignored\n"},
+        {"quarantine_bytes=2x", "talloc: TALLOC_OPTIONS: bad value in 'quarantine_bytes=2x' ignored\n"},
         {"fork_rekey=yes", "talloc: TALLOC_OPTIONS: bad value in 'fork_rekey=yes' ignored\n"},
         {"quick=lots", "talloc: TALLOC_OPTIONS: bad value in 'quick=lots' ignored\n"},
         {"purge=-1", "talloc: TALLOC_OPTIONS: bad value in 'purge=-1' ignored\n"},

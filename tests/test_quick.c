@@ -692,6 +692,35 @@ static void test_quarantine_fast(void)
     (void)g;
 }
 
+/* The quarantine's byte bound (quarantine_bytes): a free that would take the held bytes past
+   it lets the oldest go first, and a block larger than the bound is not held at all. */
+static void test_quarantine_bytes(void)
+{
+    test_error_log log = {0};
+    TAlloc_config config = test_config(ARENA, test_record_error, &log);
+    config.quarantine = 8;
+    config.quarantine_bytes = 300;
+    TAlloc_heap *heap = test_heap_from(&config, test_name);
+    void *g = TAlloc_heap_malloc(heap, 16);
+    void *a = TAlloc_heap_malloc(heap, 112), *b = TAlloc_heap_malloc(heap, 112);
+    void *c = TAlloc_heap_malloc(heap, 112), *big = TAlloc_heap_malloc(heap, 400);
+    void *g2 = TAlloc_heap_malloc(heap, 16);
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b); /* 224 bytes held */
+    EXPECT(!view(heap, a).is_quick && !view(heap, b).is_quick, "both held");
+    TAlloc_heap_free(heap, c); /* 336 would pass the bound: a goes */
+    EXPECT(view(heap, a).is_quick && !view(heap, b).is_quick && !view(heap, c).is_quick,
+           "the oldest let go for the bytes, not the count");
+    TAlloc_heap_free(heap, big);
+    EXPECT(view(heap, big).is_quick, "a block above the bound is not held");
+    EXPECT(!view(heap, b).is_quick && !view(heap, c).is_quick, "and pushes nothing out");
+    EXPECT(log.count == 0, "no report");
+    EXPECT_HEAP_OK(heap, "quarantine byte bound");
+    TAlloc_heap_destroy(heap);
+    (void)g;
+    (void)g2;
+}
+
 /* A fork child re-keys the heap: the kept blocks' links still lead where they did. */
 static void test_fork_rekey(void)
 {
@@ -740,6 +769,7 @@ int main(void)
     test_canary_reuse();
     test_canary_largest();
     test_quarantine_fast();
+    test_quarantine_bytes();
     test_fork_rekey();
     return test_summary(test_name);
 }

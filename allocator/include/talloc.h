@@ -68,6 +68,8 @@ TALLOC_API const char *TAlloc_version_string(void);
 /* Payload bytes of freed small blocks a heap keeps in its quick lists by default
    (config.quick), and the largest request a quick list serves. */
 #define TALLOC_DEFAULT_QUICK ((size_t)1 << 20)
+/* Payload bytes the quarantine holds at most (config.quarantine_bytes). */
+#define TALLOC_DEFAULT_QUARANTINE_BYTES ((size_t)32 << 20)
 #define TALLOC_QUICK_MAX_REQUEST ((size_t)1024)
 /* Free-chunk bytes at which a heap purges a free chunk's pages by default (config.purge). */
 #define TALLOC_DEFAULT_PURGE ((size_t)4 << 20)
@@ -204,6 +206,9 @@ typedef struct TAlloc_config {
                                      bytes gives the whole pages inside it back to the OS
                                      layer (os.purge), at most once per this many bytes freed
                                      (TALLOC_DEFAULT_PURGE; 0: never; never with junk) */
+    size_t quarantine_bytes;      /* payload bytes the quarantine holds at most, the oldest
+                                     released first; a larger block is not held
+                                     (TALLOC_DEFAULT_QUARANTINE_BYTES; 0: no bound) */
 } TAlloc_config;
 
 /* Fills `config` with the defaults: default arena size, 1 retained arena, segregated fit,
@@ -368,6 +373,8 @@ TALLOC_API size_t TAlloc_trim(void);
  *   junk=1          config.junk: writes after free caught when the memory is handed out again
  *   guard=1         config.guard: a large overflow of a dedicated arena's block faults
  *   quarantine=N    config.quarantine: the last N freed blocks are not reused yet
+ *   quarantine_bytes=N  config.quarantine_bytes: ... nor more than N payload bytes of them
+ *                   (suffix k, m, g)
  *   fork_rekey=0|1  config.fork_rekey: a fork child re-keys the heap on first use (default 1)
  *   large_cache=N   config.large_cache: bytes of large-block mappings kept (suffix k, m, g)
  *   quick=N         config.quick: payload bytes the quick lists keep (suffix k, m, g; 0: off)

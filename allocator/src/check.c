@@ -250,12 +250,16 @@ static void check_arenas(checker *ck)
 }
 
 /* I5 for held-back chunks: the quarantine holds exactly the flagged chunks of the walk, each
-   a valid, flagged chunk inside an arena. */
+   a valid, flagged chunk inside an arena, their payload bytes as counted and within the
+   bound. */
 static void check_quarantine(checker *ck)
 {
     ta_heap *heap = ck->heap;
     if (ck->quarantined_count != heap->quarantine_count)
         violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine and walk count different chunks");
+    if (heap->config.quarantine_bytes != 0 && heap->quarantine_bytes > heap->config.quarantine_bytes)
+        violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine holds more bytes than its bound");
+    size_t bytes = 0;
     for (size_t i = 0; i < heap->quarantine_count && heap->quarantine_capacity; i++) {
         ta_chunk *c = heap->quarantine[(heap->quarantine_head + i) % heap->quarantine_capacity];
         if (((uintptr_t)c & (TALLOC_ALIGNMENT - 1)) != 0 ||
@@ -264,7 +268,10 @@ static void check_quarantine(checker *ck)
             violation(ck, TALLOC_I5_FREE_INDEX, c, "quarantine holds a chunk not in quarantine");
             return;
         }
+        bytes += ta_chunk_size(c) - TA_HEADER_SIZE;
     }
+    if (bytes != heap->quarantine_bytes)
+        violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine's bytes differ from its chunks'");
 }
 
 static void compare(checker *ck, size_t walked, size_t counted, const char *detail)

@@ -251,6 +251,7 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
             *fault = (ta_fault){TALLOC_ERROR_WRITE_AFTER_FREE, damage};
     }
     uint64_t flags = chunk->size_word & TA_FLAG_MASK;
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE; /* a merge may swallow the header */
     ta_chunk_write(heap, chunk, ta_chunk_size(chunk), flags & TA_KEPT);
     ta_fault met = {TALLOC_ERROR_NONE, NULL};
     if (!heap->hardening->release(heap, chunk, &met)) {
@@ -263,7 +264,21 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
         *fault = met;
     heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
     heap->quarantine_count--;
+    heap->quarantine_bytes -= usable;
     return true;
+}
+
+/* The payload bytes the quarantine holds at most (config.quarantine_bytes; 0: no bound). */
+static size_t quarantine_bound(const ta_heap *heap)
+{
+    return heap->config.quarantine_bytes != 0 ? heap->config.quarantine_bytes : SIZE_MAX;
+}
+
+/* Whether the quarantine must let a block go before it holds `usable` more bytes. */
+static bool is_quarantine_full(const ta_heap *heap, size_t usable)
+{
+    return heap->quarantine_count == heap->quarantine_capacity ||
+           heap->quarantine_bytes + usable > quarantine_bound(heap);
 }
 
 /* Whether the held block `old` goes to its quick list whole, as evict_oldest would send it
@@ -284,28 +299,35 @@ static bool is_quick_release(const ta_heap *heap, const ta_chunk *old)
 bool ta_quarantine_hold_fast(ta_heap *heap, ta_chunk *chunk)
 {
     size_t capacity = heap->quarantine_capacity;
-    if (heap->quarantine == NULL)
-        return false; /* the full path maps the ring */
-    if (heap->quarantine_count == capacity) {
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    if (heap->quarantine == NULL || usable > quarantine_bound(heap))
+        return false; /* the full path maps the ring, or frees a block too large to hold */
+    if (is_quarantine_full(heap, usable)) {
         ta_chunk *old = heap->quarantine[heap->quarantine_head];
-        if (!is_quick_release(heap, old))
-            return false;
+        size_t old_usable = ta_chunk_size(old) - TA_HEADER_SIZE;
+        if (!is_quick_release(heap, old) ||
+            heap->quarantine_bytes - old_usable + usable > quarantine_bound(heap))
+            return false; /* one release is not enough: the full path releases more */
         /* evict_oldest and quick_free: allocated again, then filed (its junk, just verified,
            is all still there past the links the filing writes) */
         ta_chunk_write(heap, old, ta_chunk_size(old), old->size_word & TA_KEPT);
         ta_quick_file(heap, old);
         heap->stats.free_total++;
-        heap->quarantine_head = heap->quarantine_head + 1 == capacity ? 0 : heap->quarantine_head + 1;
+        heap->quarantine_head =
+            heap->quarantine_head + 1 == capacity ? 0 : heap->quarantine_head + 1;
         heap->quarantine_count--;
+        heap->quarantine_bytes -= old_usable;
     }
     ta_chunk *after = ta_chunk_next(chunk);
-    ta_track_free(ta_chunk_payload(chunk), ta_chunk_size(chunk) - TA_HEADER_SIZE);
+    ta_track_free(ta_chunk_payload(chunk), usable);
     if (heap->config.junk)
         ta_junk_fill(ta_chunk_payload(chunk), after);
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk),
+                   (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
     size_t tail = heap->quarantine_head + heap->quarantine_count;
     heap->quarantine[tail >= capacity ? tail - capacity : tail] = chunk;
     heap->quarantine_count++;
+    heap->quarantine_bytes += usable;
     return true;
 }
 
@@ -315,9 +337,13 @@ void ta_quarantine_release(ta_heap *heap, ta_fault *fault)
     }
 }
 
-/* Holds `chunk` back from reuse; false when there is no room for a quarantine. */
+/* Holds `chunk` back from reuse; false when there is no room for a quarantine, or the block
+   alone is more than it holds (config.quarantine_bytes). */
 static bool hold(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
 {
+    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    if (usable > quarantine_bound(heap))
+        return false;
     if (heap->quarantine == NULL) {
         size_t bytes = ta_align_up(heap->config.quarantine * sizeof(ta_chunk *), heap->page_size);
         heap->quarantine = ta_os_map_metadata(&heap->config.os, bytes);
@@ -327,16 +353,18 @@ static bool hold(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
         if (heap->quarantine_capacity > heap->config.quarantine)
             heap->quarantine_capacity = heap->config.quarantine;
     }
-    if (heap->quarantine_count == heap->quarantine_capacity && !evict_oldest(heap, fault))
-        return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
-    size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
+    while (is_quarantine_full(heap, usable))
+        if (!evict_oldest(heap, fault))
+            return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
     ta_track_free(ta_chunk_payload(chunk), usable);
     if (heap->config.junk)
         ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk), (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk),
+                   (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
     size_t tail = (heap->quarantine_head + heap->quarantine_count) % heap->quarantine_capacity;
     heap->quarantine[tail] = chunk;
     heap->quarantine_count++;
+    heap->quarantine_bytes += usable;
     return true;
 }
 

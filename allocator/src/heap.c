@@ -19,6 +19,7 @@ void TAlloc_config_init(TAlloc_config *config)
         .fork_rekey = 1,
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
         .quick = TALLOC_DEFAULT_QUICK,
+        .quarantine_bytes = TALLOC_DEFAULT_QUARANTINE_BYTES,
         .purge = TALLOC_DEFAULT_PURGE,
     };
 }

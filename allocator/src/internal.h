@@ -263,6 +263,7 @@ struct TAlloc_heap {
                                     request's, its canary included */
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
+    size_t quarantine_bytes;     /* payload bytes of the chunks it holds */
     unsigned recent_next;
     ta_large_entry large_cache[TA_LARGE_CACHE_SLOTS]; /* stats.cached_count of them (large.c) */
     uint64_t large_clock;        /* large events: dedicated arenas asked for and released */

@@ -77,6 +77,7 @@ typedef struct size_option {
 
 static const size_option size_options[] = {
     {"quarantine", offsetof(TAlloc_config, quarantine), 0, (size_t)1 << 20},
+    {"quarantine_bytes", offsetof(TAlloc_config, quarantine_bytes), 0, (size_t)1 << 40},
     {"arena_size", offsetof(TAlloc_config, arena_size), 4096, (size_t)1 << 40},
     {"retain", offsetof(TAlloc_config, retained_arena_count), 0, 1024},
     {"large_cache", offsetof(TAlloc_config, large_cache), 0, (size_t)1 << 40},
@@ -135,7 +136,7 @@ void ta_options_announce(const ta_heap *heap)
     if (!process_options.verbose)
         return;
     const TAlloc_config *config = &heap->config;
-    char line[192];
+    char line[320]; /* every option at its longest value fits */
     ta_text t = {line, 0, sizeof line - 1};
     ta_text_str(&t, "talloc: options stats=");
     ta_text_u64(&t, (uint64_t)process_options.stats);
@@ -155,6 +156,8 @@ void ta_options_announce(const ta_heap *heap)
     ta_text_u64(&t, (uint64_t)config->guard);
     ta_text_str(&t, " quarantine=");
     ta_text_u64(&t, config->quarantine);
+    ta_text_str(&t, " quarantine_bytes=");
+    ta_text_u64(&t, (uint64_t)config->quarantine_bytes);
     ta_text_str(&t, " fork_rekey=");
     ta_text_u64(&t, (uint64_t)config->fork_rekey);
     ta_text_str(&t, " large_cache=");

@@ -144,7 +144,8 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size, int kind)
 TA_INLINE bool ta_quick_free(ta_heap *heap, void *ptr, int kind)
 {
     if (!ta_quick_may_run(heap, heap->fast_free, kind) ||
-        ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 || ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
+        ((uintptr_t)ptr & (TALLOC_ALIGNMENT - 1)) != 0 ||
+        ta_arena_slotted(heap, ptr) == NULL) /* a standard arena: the lists take its blocks */
         return false;
     const ta_hardening *h = &heap->hardening_table;
     bool is_hooked = kind == TA_FAST_HOOKED;

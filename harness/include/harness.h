@@ -157,6 +157,7 @@ typedef struct th_config {
     int canary;
     int junk;
     size_t quarantine;
+    size_t quarantine_bytes;   /* TAlloc_config quarantine_bytes (default: TAlloc's) */
     bool keep_quarantine;
     size_t large_cache;        /* TAlloc_config large_cache (default: TAlloc's) */
     size_t quick;              /* TAlloc_config quick (default 4096: small enough that the

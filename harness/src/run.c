@@ -38,6 +38,7 @@ void th_config_init(th_config *config)
         .large_cache = TALLOC_DEFAULT_LARGE_CACHE,
         .quick = 4096,
         .purge = 4096,
+        .quarantine_bytes = TALLOC_DEFAULT_QUARANTINE_BYTES,
     };
 }
 
@@ -434,6 +435,7 @@ static bool create_heap(th_run *run)
     config.canary = run->config->canary;
     config.junk = run->config->junk;
     config.quarantine = run->config->quarantine;
+    config.quarantine_bytes = run->config->quarantine_bytes;
     config.large_cache = run->config->large_cache;
     config.quick = run->config->quick;
     config.purge = run->config->purge;
