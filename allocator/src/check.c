@@ -257,7 +257,8 @@ static void check_quarantine(checker *ck)
     ta_heap *heap = ck->heap;
     if (ck->quarantined_count != heap->quarantine_count)
         violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine and walk count different chunks");
-    if (heap->config.quarantine_bytes != 0 && heap->quarantine_bytes > heap->config.quarantine_bytes)
+    if (heap->config.quarantine_bytes != 0 &&
+        heap->quarantine_bytes > heap->config.quarantine_bytes)
         violation(ck, TALLOC_I5_FREE_INDEX, heap, "quarantine holds more bytes than its bound");
     size_t bytes = 0;
     for (size_t i = 0; i < heap->quarantine_count && heap->quarantine_capacity; i++) {

@@ -237,6 +237,30 @@ const void *ta_junk_check_take(const ta_chunk *free_chunk, size_t taken)
 
 /* ---- quarantine ---------------------------------------------------------------------------- */
 
+/* The ring's two ends: the oldest held chunk (`usable` payload bytes) leaves it; `chunk`
+   (`usable` bytes) joins it, junk-filled (with junk) and flagged held. */
+TA_INLINE void ring_pop_oldest(ta_heap *heap, size_t usable)
+{
+    size_t head = heap->quarantine_head + 1;
+    heap->quarantine_head = head == heap->quarantine_capacity ? 0 : head;
+    heap->quarantine_count--;
+    heap->quarantine_bytes -= usable;
+}
+
+TA_INLINE void ring_push(ta_heap *heap, ta_chunk *chunk, size_t usable)
+{
+    size_t capacity = heap->quarantine_capacity;
+    size_t tail = heap->quarantine_head + heap->quarantine_count;
+    ta_track_free(ta_chunk_payload(chunk), usable);
+    if (heap->config.junk)
+        ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
+    ta_chunk_write(heap, chunk, ta_chunk_size(chunk),
+                   (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
+    heap->quarantine[tail >= capacity ? tail - capacity : tail] = chunk;
+    heap->quarantine_count++;
+    heap->quarantine_bytes += usable;
+}
+
 /*
  * Releases the oldest quarantined chunk; its junk must be intact. False when the free met
  * damage (reported through `fault`): the chunk then stays quarantined, untouched, and the
@@ -262,9 +286,7 @@ static bool evict_oldest(ta_heap *heap, ta_fault *fault)
     }
     if (fault->error == TALLOC_ERROR_NONE) /* damage a flush after the merge met */
         *fault = met;
-    heap->quarantine_head = (heap->quarantine_head + 1) % heap->quarantine_capacity;
-    heap->quarantine_count--;
-    heap->quarantine_bytes -= usable;
+    ring_pop_oldest(heap, usable);
     return true;
 }
 
@@ -298,7 +320,6 @@ static bool is_quick_release(const ta_heap *heap, const ta_chunk *old)
 
 bool ta_quarantine_hold_fast(ta_heap *heap, ta_chunk *chunk)
 {
-    size_t capacity = heap->quarantine_capacity;
     size_t usable = ta_chunk_size(chunk) - TA_HEADER_SIZE;
     if (heap->quarantine == NULL || usable > quarantine_bound(heap))
         return false; /* the full path maps the ring, or frees a block too large to hold */
@@ -313,21 +334,9 @@ bool ta_quarantine_hold_fast(ta_heap *heap, ta_chunk *chunk)
         ta_chunk_write(heap, old, ta_chunk_size(old), old->size_word & TA_KEPT);
         ta_quick_file(heap, old);
         heap->stats.free_total++;
-        heap->quarantine_head =
-            heap->quarantine_head + 1 == capacity ? 0 : heap->quarantine_head + 1;
-        heap->quarantine_count--;
-        heap->quarantine_bytes -= old_usable;
+        ring_pop_oldest(heap, old_usable);
     }
-    ta_chunk *after = ta_chunk_next(chunk);
-    ta_track_free(ta_chunk_payload(chunk), usable);
-    if (heap->config.junk)
-        ta_junk_fill(ta_chunk_payload(chunk), after);
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk),
-                   (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
-    size_t tail = heap->quarantine_head + heap->quarantine_count;
-    heap->quarantine[tail >= capacity ? tail - capacity : tail] = chunk;
-    heap->quarantine_count++;
-    heap->quarantine_bytes += usable;
+    ring_push(heap, chunk, usable);
     return true;
 }
 
@@ -356,15 +365,7 @@ static bool hold(ta_heap *heap, ta_chunk *chunk, ta_fault *fault)
     while (is_quarantine_full(heap, usable))
         if (!evict_oldest(heap, fault))
             return true; /* the ring is stuck on damage (reported): `chunk` stays allocated */
-    ta_track_free(ta_chunk_payload(chunk), usable);
-    if (heap->config.junk)
-        ta_junk_fill(ta_chunk_payload(chunk), ta_chunk_next(chunk));
-    ta_chunk_write(heap, chunk, ta_chunk_size(chunk),
-                   (chunk->size_word & TA_KEPT) | TA_QUARANTINED);
-    size_t tail = (heap->quarantine_head + heap->quarantine_count) % heap->quarantine_capacity;
-    heap->quarantine[tail] = chunk;
-    heap->quarantine_count++;
-    heap->quarantine_bytes += usable;
+    ring_push(heap, chunk, usable);
     return true;
 }
 

@@ -159,8 +159,8 @@ typedef struct TAlloc_heap ta_heap;
  * hooks of its options set; a heap with none has none, and runs the paths instantiated
  * without hooks (paths.c).
  */
-/* ta_heap.fast_malloc, fast_free: none, with no hook, with canary's and junk's hooks, into the
-   quarantine (fast_free) */
+/* ta_heap.fast_malloc, fast_free: none (a heap not set up yet), with no hook, with canary's
+   and junk's hooks, into the quarantine (fast_free) */
 enum { TA_FAST_NONE, TA_FAST_PLAIN, TA_FAST_HOOKED, TA_FAST_HELD };
 
 typedef struct ta_hardening {

@@ -6,10 +6,10 @@
  * them inside its full paths, which report what they find; the fast entries at the end run
  * the common case of malloc and free with nothing else around it (the hooks of canary and
  * junk run as the full paths run them, in entries of their own so that a heap with no
- * option runs none; a quarantine leaves every free to the full path), entered by the only
- * thread of the process, a request a quick list serves. They verify what the full path verifies before
- * they change anything, and on any doubt change nothing and say no, so that the caller takes
- * the full path, which finds the same thing and reports it.
+ * option runs none; with a quarantine the free has an entry of its own), entered by the
+ * only thread of the process, a request a quick list serves. They verify what the full path
+ * verifies before they change anything, and on any doubt change nothing and say no, so
+ * that the caller takes the full path, which finds the same thing and reports it.
  */
 #ifndef TALLOC_QUICK_H
 #define TALLOC_QUICK_H
@@ -95,8 +95,8 @@ TA_INLINE void ta_quick_file(ta_heap *heap, ta_chunk *chunk)
  * signal handler that calls in meanwhile takes the full path and is refused) and leaves it
  * before it returns. */
 
-/* Whether a fast entry of kind `kind` (TA_FAST_PLAIN, TA_FAST_HOOKED), which the heap allows
-   in `allowed` (its fast_malloc or fast_free), may run on `heap` now. */
+/* Whether a fast entry of kind `kind` (TA_FAST_PLAIN, TA_FAST_HOOKED, TA_FAST_HELD), which
+   the heap allows in `allowed` (its fast_malloc or fast_free), may run on `heap` now. */
 TA_INLINE bool ta_quick_may_run(const ta_heap *heap, unsigned char allowed, int kind)
 {
     return allowed == kind && ta_heap_is_alone(heap);
@@ -115,8 +115,7 @@ TA_INLINE void *ta_quick_malloc(ta_heap *heap, size_t size, int kind)
     if (!ta_quick_may_run(heap, heap->fast_malloc, kind) || size > TALLOC_QUICK_MAX_REQUEST)
         return NULL;
     size_t need = ta_chunk_size_for(size + reserve);
-    ta_chunk *head = heap->quick_head[need / 16];
-    if (head == NULL)
+    if (heap->quick_head[need / 16] == NULL)
         return NULL;
     ta_heap_enter_alone(heap);
     ta_chunk *block = ta_quick_pop(heap, need, true);
