@@ -240,7 +240,10 @@ static void test_flush(void)
     TAlloc_heap_destroy(heap);
 }
 
-/* Nothing fits, but the kept blocks merged would: the allocation flushes instead of mapping. */
+enum { WHOLE = ARENA - 64 - 16 - HDR }; /* the largest request a standard arena takes */
+
+/* Nothing fits, but the kept blocks merged would: the allocation flushes instead of mapping.
+   The trim flushed just before, but the lists hold less than an arena: the flush is due. */
 static void test_flush_before_new_arena(void)
 {
     TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, NULL);
@@ -275,6 +278,52 @@ static void test_flush_before_new_arena(void)
     EXPECT(huge != NULL && view(heap, small).is_quick, "a dedicated request leaves the lists");
     TAlloc_heap_free(heap, huge);
     TAlloc_heap_free(heap, g);
+    TAlloc_heap_destroy(heap);
+}
+
+/* A flush before a map waits until the fresh standard arenas since the last flush, the one
+   about to be mapped included, hold as many bytes as the quick lists: a heap whose arenas fill
+   quickly does not pay a whole flush before each one, and what the lists keep is bounded by
+   config.quick all the same. */
+static void test_flush_waits_for_fresh_arenas(void)
+{
+    TAlloc_heap *heap = quick_heap(TALLOC_DEFAULT_QUICK, NULL);
+    enum { N = 1200 }; /* 1200 chunks of 128 bytes (134400 payload bytes): three arenas */
+    void *p[N];
+    for (size_t i = 0; i < N; i++)
+        p[i] = TAlloc_heap_malloc(heap, 100);
+    TAlloc_heap_flush(heap); /* nothing kept yet: the count of fresh bytes starts again */
+    for (size_t i = 0; i < N; i++)
+        TAlloc_heap_free(heap, p[i]);
+    TAlloc_stats s0 = stats_of(heap);
+    EXPECT(s0.arena_count == 3 && s0.quick_count == N && s0.quick_bytes == N * 112,
+           "arenas %zu, quick %zu (%zu bytes)", s0.arena_count, s0.quick_count, s0.quick_bytes);
+    void *a = TAlloc_heap_malloc(heap, WHOLE); /* 0 + 65536 < 134400: a map, no flush */
+    TAlloc_stats s1 = stats_of(heap);
+    EXPECT(a != NULL && s1.map_count == s0.map_count + 1 && s1.quick_count == N,
+           "first: maps %llu -> %llu, quick %zu", (unsigned long long)s0.map_count,
+           (unsigned long long)s1.map_count, s1.quick_count);
+    void *b = TAlloc_heap_malloc(heap, WHOLE); /* 65536 + 65536 < 134400: a map again */
+    TAlloc_stats s2 = stats_of(heap);
+    EXPECT(b != NULL && s2.map_count == s1.map_count + 1 && s2.quick_count == N,
+           "second: maps %llu -> %llu, quick %zu", (unsigned long long)s1.map_count,
+           (unsigned long long)s2.map_count, s2.quick_count);
+    void *c = TAlloc_heap_malloc(heap, WHOLE); /* 131072 + 65536 >= 134400: the flush is due */
+    TAlloc_stats s3 = stats_of(heap);
+    EXPECT(c != NULL && s3.map_count == s2.map_count && s3.quick_count == 0 &&
+               s3.event_count[TALLOC_EVENT_QUICK_FLUSHED] ==
+                   s2.event_count[TALLOC_EVENT_QUICK_FLUSHED] + N,
+           "third: flushed %llu blocks, maps %llu -> %llu, quick %zu",
+           (unsigned long long)(s3.event_count[TALLOC_EVENT_QUICK_FLUSHED] -
+                                s2.event_count[TALLOC_EVENT_QUICK_FLUSHED]),
+           (unsigned long long)s2.map_count, (unsigned long long)s3.map_count, s3.quick_count);
+    EXPECT(view(heap, c).size == ARENA - 64 - 16 && view(heap, c).size == view(heap, a).size,
+           "the third block took a whole arena the flush emptied");
+    EXPECT_HEAP_OK(heap, "flush waits");
+
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    TAlloc_heap_free(heap, c);
     TAlloc_heap_destroy(heap);
 }
 
@@ -753,6 +802,7 @@ int main(void)
     test_size_limit();
     test_flush();
     test_flush_before_new_arena();
+    test_flush_waits_for_fresh_arenas();
     test_trim_flushes();
     test_bad_calls();
     test_damaged_link(NEXT, "next link");

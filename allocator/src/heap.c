@@ -132,6 +132,8 @@ ta_chunk *ta_heap_take_fresh(ta_heap *heap, size_t need, size_t search, size_t a
         h->fill_fresh(chunk);
     ta_arena *arena = (ta_arena *)((char *)chunk - TA_ARENA_HEADER_SIZE);
     ta_arena_note_taken(heap, arena);
+    if (!is_dedicated && heap->fresh_since_flush < SIZE_MAX - heap->arena_size)
+        heap->fresh_since_flush += heap->arena_size;
     if (is_dedicated && h && h->is_guarded) /* the block ends where the guard begins */
         need = TA_TAKE_ALL;
     ta_index_begin(heap);

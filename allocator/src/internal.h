@@ -261,6 +261,8 @@ struct TAlloc_heap {
     ta_chunk *quick_head[TA_QUICK_CLASSES]; /* quick lists, the block freed last first */
     size_t quick_max_chunk;      /* their largest chunk: a TALLOC_QUICK_MAX_REQUEST-byte
                                     request's, its canary included */
+    size_t fresh_since_flush;    /* bytes of standard arenas taken fresh since the quick lists
+                                    were last flushed (SIZE_MAX: never flushed) */
     ta_chunk **quarantine;       /* FIFO of freed chunks held back (config.quarantine) */
     size_t quarantine_head, quarantine_count, quarantine_capacity;
     size_t quarantine_bytes;     /* payload bytes of the chunks it holds */

@@ -95,6 +95,7 @@ TA_INLINE bool release_path(ta_heap *heap, ta_chunk *chunk, ta_arena *arena, boo
 __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
                                                  const ta_hardening *h)
 {
+    heap->fresh_since_flush = 0;
     for (size_t c = 0; c < TA_QUICK_CLASSES; c++) {
         while (heap->quick_head[c] != NULL) {
             ta_chunk *chunk = quick_pop(heap, ta_quick_size(c), fault);
@@ -123,7 +124,18 @@ __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
 /* A block of `need` bytes from a free chunk of the index, or from a new arena when none is
    chosen and nothing was damaged; `*is_zeroed`: from zero-filled memory (a new mapping). NULL
    on refusal or damage. Before a standard arena is mapped, the quick lists are flushed and
-   the index asked again. */
+   the index asked again, once the fresh standard arenas since the last flush, the one about
+   to be mapped included, hold as many bytes as the lists: with arenas smaller than the lists
+   (config.quick) a heap whose arenas fill quickly pays one flush per few maps, not one per
+   map; with larger ones every map is preceded by a flush. */
+/* Whether the fresh standard arenas since the last flush and one more reach the quick
+   lists' bytes. */
+TA_INLINE bool is_flush_due(const ta_heap *heap)
+{
+    size_t kept = heap->stats.quick_bytes;
+    return kept <= heap->arena_size || heap->fresh_since_flush >= kept - heap->arena_size;
+}
+
 TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t alignment,
                                const ta_hardening *h, bool *is_zeroed, ta_fault *fault)
 {
@@ -143,7 +155,7 @@ TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t
             (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE))
             return NULL;
         if (is_flushed || heap->stats.quick_count == 0 ||
-            search > heap->arena_size - TA_ARENA_RESERVED)
+            search > heap->arena_size - TA_ARENA_RESERVED || !is_flush_due(heap))
             return ta_heap_take_fresh(heap, need, search, alignment, h, is_zeroed, fault);
         flush_path(heap, fault, h);
         if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE)
@@ -484,6 +496,7 @@ bool ta_heap_setup(ta_heap *heap, const TAlloc_config *config)
     if (!ta_heap_init(heap, config))
         return false;
     ta_hardening_init(heap, ta_paths_release);
+    heap->fresh_since_flush = SIZE_MAX;
     return true;
 }
 

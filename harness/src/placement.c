@@ -359,6 +359,8 @@ static bool map_arena(model *m, size_t size, place *out)
     if (!(is_dedicated && pl_cache_take(m, map_size, &base, &map_size)) &&
         !pl_take_map(m, map_size, &base))
         return false;
+    if (!is_dedicated && m->fresh_since_flush < SIZE_MAX - map_size)
+        m->fresh_since_flush += map_size;
     *out = (place){arena_insert(m, base, map_size, is_dedicated), 0};
     return true;
 }
@@ -430,6 +432,7 @@ static void release_at(model *m, place p, bool may_flush);
 static void flush(model *m)
 {
     place p;
+    m->fresh_since_flush = 0;
     while (!m->is_broken && quick_head(m, 0, &p)) {
         quick_leave(m, segment_at(m, p));
         release_at(m, p, false);
@@ -455,7 +458,8 @@ static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintpt
         return ALLOC_PLACED;
     }
     bool is_filed = choose(m, search, &p);
-    if (!is_filed && m->quick_count > 0 && search <= m->arena_size - ARENA_HEADER - ARENA_FENCE) {
+    if (!is_filed && m->quick_count > 0 && search <= m->arena_size - ARENA_HEADER - ARENA_FENCE &&
+        (m->quick_bytes <= m->arena_size || m->fresh_since_flush >= m->quick_bytes - m->arena_size)) {
         flush(m);
         is_filed = choose(m, search, &p);
     }
@@ -868,6 +872,7 @@ static void model_init(model *m, const th_config *config)
     m->policy = config->policy;
     m->cache_bound = config->large_cache;
     m->quick_bound = config->quick;
+    m->fresh_since_flush = SIZE_MAX;
 }
 
 static void model_free(model *m)

@@ -74,6 +74,8 @@ typedef struct model {
     size_t quick_bound;  /* config.quick */
     size_t quick_bytes;  /* payload bytes in the quick lists */
     size_t quick_count;
+    size_t fresh_since_flush; /* standard arena bytes mapped since the last flush (SIZE_MAX:
+                                 none yet): a flush before a map waits for quick_bytes of them */
     kept_mapping kept[KEPT_SLOTS];
     size_t kept_count;
     uint64_t large_clock;
