@@ -327,6 +327,50 @@ static void test_flush_waits_for_fresh_arenas(void)
     TAlloc_heap_destroy(heap);
 }
 
+/* A block carved from the last chunk of an arena (most often memory never touched) flushes the
+   lists first when they hold an eighth of their bound: the freed blocks merge and the
+   request reuses their memory. Below that share, or from a chunk that is not its arena's
+   last, the lists stay. */
+static void test_flush_before_tail(void)
+{
+    enum { BOUND = 16384, SHARE = BOUND / 8 }; /* 2048 bytes: 19 blocks of 112 */
+    TAlloc_heap *heap = quick_heap(BOUND, NULL);
+    void *p[19];
+    for (size_t i = 0; i < 19; i++)
+        p[i] = TAlloc_heap_malloc(heap, 100);
+    void *hole = TAlloc_heap_malloc(heap, 1500), *wall = TAlloc_heap_malloc(heap, 16);
+    for (size_t i = 0; i < 18; i++)
+        TAlloc_heap_free(heap, p[i]);
+    TAlloc_heap_free(heap, hole); /* too big for the lists: the index */
+    TAlloc_stats s0 = stats_of(heap);
+    EXPECT(s0.quick_count == 18 && s0.quick_bytes == 18 * 112 && s0.quick_bytes < SHARE,
+           "18 kept: %zu bytes", s0.quick_bytes);
+    void *a = TAlloc_heap_malloc(heap, 1600); /* below the share: carved from the tail */
+    EXPECT((char *)a > (char *)wall && stats_of(heap).quick_count == 18,
+           "below an eighth of the bound the lists stay: %p after %p", a, wall);
+    TAlloc_heap_free(heap, p[18]); /* 19 kept: 2128 bytes */
+    TAlloc_stats s1 = stats_of(heap);
+    void *b = TAlloc_heap_malloc(heap, 1200); /* fits the hole, which is no arena's last chunk */
+    EXPECT(b == hole && stats_of(heap).quick_count == s1.quick_count,
+           "a chunk in the middle is taken with the lists kept: %p, hole %p", b, hole);
+    void *c = TAlloc_heap_malloc(heap, 400); /* only the tail fits: the flush comes first */
+    TAlloc_stats s2 = stats_of(heap);
+    EXPECT(s1.quick_bytes >= SHARE && s2.quick_count == 0 &&
+               s2.event_count[TALLOC_EVENT_QUICK_FLUSHED] ==
+                   s1.event_count[TALLOC_EVENT_QUICK_FLUSHED] + s1.quick_count,
+           "the tail flushed the lists: %zu bytes kept, %zu left, flushed %llu", s1.quick_bytes,
+           s2.quick_count,
+           (unsigned long long)(s2.event_count[TALLOC_EVENT_QUICK_FLUSHED] -
+                                s1.event_count[TALLOC_EVENT_QUICK_FLUSHED]));
+    EXPECT(c == p[0], "the request reused the merged blocks' memory: %p, first block %p", c, p[0]);
+    EXPECT_HEAP_OK(heap, "flush before the tail");
+    TAlloc_heap_free(heap, a);
+    TAlloc_heap_free(heap, b);
+    TAlloc_heap_free(heap, c);
+    TAlloc_heap_free(heap, wall);
+    TAlloc_heap_destroy(heap);
+}
+
 static void test_trim_flushes(void)
 {
     TAlloc_config config = test_config(ARENA, NULL, NULL);
@@ -803,6 +847,7 @@ int main(void)
     test_flush();
     test_flush_before_new_arena();
     test_flush_waits_for_fresh_arenas();
+    test_flush_before_tail();
     test_trim_flushes();
     test_bad_calls();
     test_damaged_link(NEXT, "next link");

@@ -121,13 +121,6 @@ __attribute__((noinline)) static void flush_path(ta_heap *heap, ta_fault *fault,
 
 /* ---- allocate -------------------------------------------------------------------------- */
 
-/* A block of `need` bytes from a free chunk of the index, or from a new arena when none is
-   chosen and nothing was damaged; `*is_zeroed`: from zero-filled memory (a new mapping). NULL
-   on refusal or damage. Before a standard arena is mapped, the quick lists are flushed and
-   the index asked again, once the fresh standard arenas since the last flush, the one about
-   to be mapped included, hold as many bytes as the lists: with arenas smaller than the lists
-   (config.quick) a heap whose arenas fill quickly pays one flush per few maps, not one per
-   map; with larger ones every map is preceded by a flush. */
 /* Whether the fresh standard arenas since the last flush and one more reach the quick
    lists' bytes. */
 TA_INLINE bool is_flush_due(const ta_heap *heap)
@@ -136,12 +129,38 @@ TA_INLINE bool is_flush_due(const ta_heap *heap)
     return kept <= heap->arena_size || heap->fresh_since_flush >= kept - heap->arena_size;
 }
 
+/* Whether taking from `chunk` (found in the index) flushes the lists first: it is the last
+   chunk of its arena (the fence follows) and they hold an eighth of their bound or more. */
+TA_INLINE bool is_tail_flush_due(const ta_heap *heap, const ta_chunk *chunk)
+{
+    return heap->stats.quick_count > 0 && heap->stats.quick_bytes >= heap->config.quick / 8 &&
+           ta_chunk_size(ta_chunk_next(chunk)) == 0;
+}
+
+/* A block of `need` bytes from a free chunk of the index, or from a new arena when none is
+   chosen and nothing was damaged; `*is_zeroed`: from zero-filled memory (a new mapping). NULL
+   on refusal or damage. Before a standard arena is mapped, the quick lists are flushed and
+   the index asked again, once the fresh standard arenas since the last flush, the one about
+   to be mapped included, hold as many bytes as the lists: with arenas smaller than the lists
+   (config.quick) a heap whose arenas fill quickly pays one flush per few maps, not one per
+   map; with larger ones every map is preceded by a flush. And before a block is carved from
+   the last chunk of an arena, whose end is most often memory never touched, the lists are
+   flushed when they hold an eighth of their bound or more, so that a program whose sizes
+   change reuses the memory it freed before it touches more (amortized: the lists must fill
+   that much again before the next such flush). */
 TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t alignment,
                                const ta_hardening *h, bool *is_zeroed, ta_fault *fault)
 {
     for (bool is_flushed = false;; is_flushed = true) {
         ta_index_begin(heap); /* one step: the find and the take */
         ta_chunk *chunk = ta_index_find(heap, search);
+        if (chunk != NULL && !is_flushed && is_tail_flush_due(heap, chunk)) {
+            ta_index_end(heap, false);
+            flush_path(heap, fault, h);
+            if (fault->error != TALLOC_ERROR_NONE && fault->error != TALLOC_ERROR_WRITE_AFTER_FREE)
+                return NULL;
+            continue;
+        }
         if (chunk != NULL) {
             if (h && h->check_taken) { /* what it hands out, and the tail header it writes */
                 const void *damage = h->check_taken(chunk, search);
