@@ -454,7 +454,7 @@ TA_HIDDEN ta_arena *ta_arena_find(const ta_heap *heap, const void *address);
 /* ta_arena_find's common case inline: a standard arena at the first slot its base hashes to
    (arena.c's hash), or NULL (ta_arena_slotted); ta_arena_owner takes the call for anything
    else. A slotted arena is a standard one, of heap->arena_size bytes: its header is not read. */
-static inline ta_arena *ta_arena_slotted(const ta_heap *heap, const void *address)
+TA_INLINE ta_arena *ta_arena_slotted(const ta_heap *heap, const void *address)
 {
     uintptr_t p = (uintptr_t)address, base = p & ~(((uintptr_t)1 << heap->arena_shift) - 1);
     if (heap->arena_slot_bits != 0) {
