@@ -328,12 +328,12 @@ static void test_flush_waits_for_fresh_arenas(void)
 }
 
 /* A block carved from the last chunk of an arena (most often memory never touched) flushes the
-   lists first when they hold an eighth of their bound: the freed blocks merge and the
+   lists first when they hold a quarter of their bound: the freed blocks merge and the
    request reuses their memory. Below that share, or from a chunk that is not its arena's
    last, the lists stay. */
 static void test_flush_before_tail(void)
 {
-    enum { BOUND = 16384, SHARE = BOUND / 8 }; /* 2048 bytes: 19 blocks of 112 */
+    enum { BOUND = 8192, SHARE = BOUND / 4 }; /* 2048 bytes: 19 blocks of 112 */
     TAlloc_heap *heap = quick_heap(BOUND, NULL);
     void *p[19];
     for (size_t i = 0; i < 19; i++)
@@ -347,7 +347,7 @@ static void test_flush_before_tail(void)
            "18 kept: %zu bytes", s0.quick_bytes);
     void *a = TAlloc_heap_malloc(heap, 1600); /* below the share: carved from the tail */
     EXPECT((char *)a > (char *)wall && stats_of(heap).quick_count == 18,
-           "below an eighth of the bound the lists stay: %p after %p", a, wall);
+           "below a quarter of the bound the lists stay: %p after %p", a, wall);
     TAlloc_heap_free(heap, p[18]); /* 19 kept: 2128 bytes */
     TAlloc_stats s1 = stats_of(heap);
     void *b = TAlloc_heap_malloc(heap, 1200); /* fits the hole, which is no arena's last chunk */

@@ -130,10 +130,10 @@ TA_INLINE bool is_flush_due(const ta_heap *heap)
 }
 
 /* Whether taking from `chunk` (found in the index) flushes the lists first: it is the last
-   chunk of its arena (the fence follows) and they hold an eighth of their bound or more. */
+   chunk of its arena (the fence follows) and they hold a quarter of their bound or more. */
 TA_INLINE bool is_tail_flush_due(const ta_heap *heap, const ta_chunk *chunk)
 {
-    return heap->stats.quick_count > 0 && heap->stats.quick_bytes >= heap->config.quick / 8 &&
+    return heap->stats.quick_count > 0 && heap->stats.quick_bytes >= heap->config.quick / 4 &&
            ta_chunk_size(ta_chunk_next(chunk)) == 0;
 }
 
@@ -145,7 +145,7 @@ TA_INLINE bool is_tail_flush_due(const ta_heap *heap, const ta_chunk *chunk)
    (config.quick) a heap whose arenas fill quickly pays one flush per few maps, not one per
    map; with larger ones every map is preceded by a flush. And before a block is carved from
    the last chunk of an arena, whose end is most often memory never touched, the lists are
-   flushed when they hold an eighth of their bound or more, so that a program whose sizes
+   flushed when they hold a quarter of their bound or more, so that a program whose sizes
    change reuses the memory it freed before it touches more (amortized: the lists must fill
    that much again before the next such flush). */
 TA_INLINE ta_chunk *take_block(ta_heap *heap, size_t need, size_t search, size_t alignment,

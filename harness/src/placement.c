@@ -443,7 +443,7 @@ static void flush(model *m)
    of the index is replaced by the gap before the block, or else by the tail after it; a
    fresh arena's pieces are filed anew. A plain request of a quick size takes its list's
    head first. The quick lists are flushed and the index asked again when the chosen segment
-   is the last of its arena and they hold an eighth of their bound, and before a standard
+   is the last of its arena and they hold a quarter of their bound, and before a standard
    arena is mapped once that flush is due (paths.c, take_block). */
 static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintptr_t *payload)
 {
@@ -459,7 +459,7 @@ static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintpt
         return ALLOC_PLACED;
     }
     bool is_filed = choose(m, search, &p);
-    if (is_filed && m->quick_count > 0 && m->quick_bytes >= m->quick_bound / 8 &&
+    if (is_filed && m->quick_count > 0 && m->quick_bytes >= m->quick_bound / 4 &&
         p.index + 1 == m->arenas[p.arena].count) { /* the last segment of its arena */
         flush(m);
         is_filed = choose(m, search, &p);
