@@ -17,6 +17,8 @@
  * else fuzz_ops. Besides the fuzz targets there is `stress`, the heap talloc-stress runs on
  * (stress/replay_target.c): its reproducers carry the line and the name. Each run happens in
  * a child process, so a crash is reported with the op that caused it.
+ * --test-fault N is a test aid: the child crashes (SIGSEGV) once op N has run, so that the
+ * reports, the minimizer and the exit status can be tested on a correct allocator.
  * Exit status: 0 all passed, 1 an invariant broke or a program crashed, 2 usage or I/O error.
  */
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +48,7 @@ static void usage(FILE *out)
                  "       talloc-replay --print FILE\n"
                  "       talloc-replay --encode IN.txt OUT | --decode IN OUT.txt\n"
                  "       talloc-replay --minimize IN OUT [--target NAME]\n"
+                 "       (outputs: .txt names are text, others bytes; --test-fault N: a test aid)\n"
                  "targets:");
     for (int i = 0; i < TARGET_COUNT; i++)
         fprintf(out, " %s", targets[i]->name);
@@ -62,30 +66,47 @@ static bool load_program(const char *path, th_program *program)
     return false;
 }
 
+static bool write_failed(const char *path)
+{
+    fprintf(stderr, "talloc-replay: cannot write %s: %s\n", path, strerror(errno));
+    return false;
+}
+
 static bool write_bytes(const char *path, const th_program *program)
 {
     size_t size = th_encode(program, NULL, 0);
     uint8_t *bytes = malloc(size + 1);
+    if (bytes == NULL)
+        return write_failed(path);
     th_encode(program, bytes, size);
     FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(bytes, 1, size, f) == size;
-    if (f)
-        ok = fclose(f) == 0 && ok;
+    if (f == NULL) {
+        free(bytes);
+        return write_failed(path);
+    }
+    bool ok = fwrite(bytes, 1, size, f) == size;
+    ok = fclose(f) == 0 && ok;
     free(bytes);
-    if (!ok)
-        fprintf(stderr, "talloc-replay: cannot write %s\n", path);
-    return ok;
+    return ok || write_failed(path);
 }
 
 static bool write_text(const char *path, const th_program *program)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "talloc-replay: cannot write %s\n", path);
-        return false;
-    }
+    bool is_stdout = strcmp(path, "-") == 0;
+    FILE *f = is_stdout ? stdout : fopen(path, "w");
+    if (f == NULL)
+        return write_failed(path);
     th_print_program(program, f);
-    return f == stdout ? fflush(f) == 0 : fclose(f) == 0;
+    bool ok = ferror(f) == 0;
+    ok = (is_stdout ? fflush(f) == 0 : fclose(f) == 0) && ok;
+    return ok || write_failed(is_stdout ? "standard output" : path);
+}
+
+/* Text when the name ends in .txt (or is -, standard output), bytes otherwise. */
+static bool write_program(const char *path, const th_program *program)
+{
+    return th_is_text_path(path) || strcmp(path, "-") == 0 ? write_text(path, program)
+                                                           : write_bytes(path, program);
 }
 
 static void print_numbered(const th_program *program, size_t limit, FILE *out)
@@ -188,11 +209,31 @@ static void print_report(const th_program *program, const th_result *result, FIL
         fprintf(out, "heap after op %zu:\n%s", f->op_index, result->heap_after);
 }
 
+/* --test-fault: the op after which the child crashes (SIZE_MAX: none), and the target's own
+   after_op hook, which runs first. */
+static size_t fault_at = SIZE_MAX;
+static th_hooks target_hooks;
+
+static void fault_after_op(void *ctx, th_run *run, size_t op_index, const th_op *op,
+                           const th_op_result *result)
+{
+    if (target_hooks.after_op)
+        target_hooks.after_op(ctx, run, op_index, op, result);
+    if (op_index == fault_at) {
+        signal(SIGSEGV, SIG_DFL); /* a plain death by the signal, under a sanitizer too */
+        raise(SIGSEGV);
+    }
+}
+
 static void child_run(const th_program *program, const fuzz_target *target, outcome *shared,
                       bool is_quiet)
 {
     th_config config;
     target->configure(&config);
+    if (fault_at != SIZE_MAX) {
+        target_hooks = config.hooks;
+        config.hooks.after_op = fault_after_op;
+    }
     config.capture_heap = !is_quiet;
     config.progress = &shared->progress;
     th_result result;
@@ -317,7 +358,7 @@ static int minimize_file(const char *in, const char *out, const fuzz_target *tar
     }
     size_t before = program.count;
     minimize(&program, target, o.invariant);
-    if (!write_bytes(out, &program))
+    if (!write_program(out, &program))
         return 2;
     printf("minimized %s from %zu to %zu ops (%s, target %s) into %s:\n", in, before,
            program.count, th_invariant_name(o.invariant), target->name, out);
@@ -330,12 +371,60 @@ static int minimize_file(const char *in, const char *out, const fuzz_target *tar
 
 static int convert(const char *mode, const char *in, const char *out)
 {
+    bool is_encode = strcmp(mode, "--encode") == 0;
+    bool is_text_out = th_is_text_path(out) || strcmp(out, "-") == 0;
+    if (is_encode == is_text_out) {
+        fprintf(stderr, "talloc-replay: %s writes %s, and %s names %s file (.txt is text)\n", mode,
+                is_encode ? "bytes" : "text", out, is_text_out ? "a text" : "a byte");
+        return 2;
+    }
     th_program program;
     if (!load_program(in, &program))
         return 2;
-    bool ok = strcmp(mode, "--encode") == 0 ? write_bytes(out, &program) : write_text(out, &program);
+    bool ok = write_program(out, &program);
     th_program_free(&program);
     return ok ? 0 : 2;
+}
+
+typedef struct tally {
+    size_t passed, failed, unread;
+} tally;
+
+static void count(tally *t, int status)
+{
+    if (status == 0)
+        t->passed++;
+    else if (status == 1)
+        t->failed++;
+    else
+        t->unread++;
+}
+
+/* Replays `path`, or every program file in it when it is a directory. */
+static void replay_path(const char *path, const fuzz_target *target, bool is_verbose, tally *t)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        count(t, replay_file(path, target, is_verbose));
+        return;
+    }
+    char error[512];
+    size_t n = 0;
+    char **names = th_list_programs(path, &n, error, sizeof error);
+    if (names == NULL) {
+        fprintf(stderr, "talloc-replay: %s\n", error);
+        t->unread++;
+        return;
+    }
+    if (n == 0) {
+        fprintf(stderr, "talloc-replay: %s: no program files in it\n", path);
+        t->unread++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        replay_path(names[i], target, is_verbose, t);
+        free(names[i]);
+    }
+    free(names);
 }
 
 int main(int argc, char **argv)
@@ -343,6 +432,22 @@ int main(int argc, char **argv)
     const fuzz_target *target = NULL;
     bool is_verbose = false;
     int first_file = argc;
+    for (int i = 1; i + 1 < argc; i++) { /* --test-fault anywhere: a test aid */
+        if (strcmp(argv[i], "--test-fault") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(argv[i + 1], &end, 10);
+            if (errno || end == argv[i + 1] || *end || argv[i + 1][0] == '-') {
+                fprintf(stderr, "talloc-replay: --test-fault takes an op index, not %s\n", argv[i + 1]);
+                return 2;
+            }
+            fault_at = (size_t)n;
+            for (int j = i; j + 2 < argc; j++) /* take both words out */
+                argv[j] = argv[j + 2];
+            argc -= 2;
+            break;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -377,10 +482,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int status = 0;
-    for (int i = first_file; i < argc; i++) {
-        int s = replay_file(argv[i], target, is_verbose);
-        status = s > status ? s : status;
-    }
-    return status;
+    tally t = {0, 0, 0};
+    for (int i = first_file; i < argc; i++)
+        replay_path(argv[i], target, is_verbose, &t);
+    if (t.passed + t.failed + t.unread > 1)
+        printf("talloc-replay: %zu passed, %zu failed, %zu not read\n", t.passed, t.failed,
+               t.unread);
+    return t.failed ? 1 : t.unread ? 2 : 0;
 }

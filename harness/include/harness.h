@@ -82,11 +82,19 @@ int th_format_op(const th_op *op, char *buf, size_t capacity);
 void th_print_program(const th_program *program, FILE *out);
 int th_parse_text(const char *text, th_program *out, char *error, size_t error_capacity);
 
-/* Files: the whole file (NUL-terminated; NULL with errno on failure), and a program from a
-   file - text when the name ends in .txt, bytes otherwise. */
+/* Files: the whole file (NUL-terminated; NULL with errno on failure, and th_read_input also
+   with a message: a directory, more than TH_MAX_INPUT_BYTES, a read error), and a program
+   from a file - text when the name ends in .txt (a NUL byte in it is an error), bytes
+   otherwise. */
+enum { TH_MAX_INPUT_BYTES = 16u << 20 };
+char *th_read_input(const char *path, size_t *size, char *error, size_t error_capacity);
 char *th_read_file(const char *path, size_t *size);
 bool th_is_text_path(const char *path);
 bool th_load_program(const char *path, th_program *out, char *error, size_t error_capacity);
+/* The program files of directory `path` (no dot files, no text twins *.txt, no *.md) in name
+   order: an array of *count paths "path/name" (free each and the array); NULL with a message
+   when it cannot be read (an empty directory gives a non-NULL array and 0). */
+char **th_list_programs(const char *path, size_t *count, char *error, size_t error_capacity);
 
 /* Operand values, resolved for a heap whose standard arena is `arena_size` bytes. */
 size_t th_edge_count(void);

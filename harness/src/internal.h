@@ -41,6 +41,11 @@ struct th_run {
 };
 
 /* space.c: every mapping of a run, placed the same way in every process */
+/* Whether TAlloc can represent a request of `size` bytes at `alignment` (raised to 16): the
+   bound of its allocation path (allocator/src/paths.c, alloc_path: the chunk and the gap an
+   alignment may need, 64 bytes, must stay within PTRDIFF_MAX). A NULL for a larger request
+   needs no refused map. */
+bool th_is_representable(size_t size, size_t alignment);
 void *th_space_map(size_t size, size_t alignment);
 void th_space_unmap(void *address, size_t size);
 void *th_space_remap(void *address, size_t old_size, size_t new_size);

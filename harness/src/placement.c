@@ -78,14 +78,6 @@ static bool is_power_of_two(size_t n)
     return n != 0 && (n & (n - 1)) == 0;
 }
 
-/* Whether TAlloc can represent a request of `size` bytes at `alignment` (>= 16). */
-static bool is_representable(size_t size, size_t alignment)
-{
-    size_t limit = (size_t)PTRDIFF_MAX;
-    return size <= limit && alignment <= limit / 4 &&
-           size <= limit - alignment - MIN_CHUNK - CHUNK_HEADER;
-}
-
 /* ---- segment and arena arrays ---------------------------------------------------------- */
 
 static void *grow_array(void *items, size_t *capacity, size_t item_size)
@@ -447,7 +439,7 @@ static void flush(model *m)
    arena is mapped once that flush is due (paths.c, take_block). */
 static alloc_outcome model_alloc(model *m, size_t size, size_t alignment, uintptr_t *payload)
 {
-    if (!is_representable(size, alignment))
+    if (!th_is_representable(size, alignment))
         return ALLOC_INVALID;
     size_t need = chunk_size_for(size);
     bool is_aligned = alignment > PLAIN_ALIGNMENT;

@@ -216,11 +216,19 @@ static bool is_allowed(const th_run *run, th_op_kind kind)
 }
 
 /* A NULL result is legitimate only with ENOMEM when a map was refused or the size cannot be
-   represented, or after TAlloc reported damage during the call (fuzz_misuse: the call then
+   represented (th_is_representable), or after TAlloc reported damage during the call (fuzz_misuse: the call then
    fails without touching the damaged chunk); a non-NULL one only when the size can be. */
+bool th_is_representable(size_t size, size_t alignment)
+{
+    size_t limit = (size_t)PTRDIFF_MAX;
+    if (alignment < 16)
+        alignment = 16;
+    return size <= limit && alignment <= limit / 4 && size <= limit - alignment - 64;
+}
+
 static void check_outcome(th_run *run, const th_op_result *r, size_t size, bool is_einval)
 {
-    bool is_representable = size <= (size_t)PTRDIFF_MAX;
+    bool is_representable = th_is_representable(size, r->alignment);
     if (r->result == NULL && run->errors_in_op > 0)
         return;
     if (r->result != NULL) {
